@@ -1,0 +1,37 @@
+// The catalogue of error codes the binaries print and return. Each error carries a code from
+// here, a human message and, where there is one, its cause.
+
+export const ERROR_CODES = {
+  // Configuration and start-up.
+  PT_CONFIG_INVALID: 'invalid configuration',
+  PT_TLS_LOAD: 'cannot load TLS certificate or key',
+  // Admission.
+  PT_ADMISSION_BAD_JSON: 'request body is not valid JSON',
+  PT_ADMISSION_BAD_REVIEW: 'request body is not an admission.k8s.io/v1 AdmissionReview',
+  PT_ADMISSION_TOO_LARGE: 'request body is too large',
+  PT_ADMISSION_BAD_CONTENT_TYPE: 'request content type must be application/json',
+  PT_ADMISSION_INTERNAL: 'internal error while handling the admission request',
+  // containerd.
+  PT_CONTAINERD_UNAVAILABLE: 'containerd is not reachable',
+  PT_CONTAINERD_BAD_DATA: 'containerd returned data pulltrace cannot read',
+  // Kubernetes API.
+  PT_KUBE_API: 'Kubernetes API request failed',
+} as const;
+
+export type ErrorCode = keyof typeof ERROR_CODES;
+
+export class PulltraceError extends Error {
+  readonly code: ErrorCode;
+
+  constructor(code: ErrorCode, detail?: string, options?: { cause?: unknown }) {
+    super(detail === undefined ? ERROR_CODES[code] : `${ERROR_CODES[code]}: ${detail}`, options);
+    this.name = 'PulltraceError';
+    this.code = code;
+  }
+}
+
+/** The message of anything thrown, for logs and user-facing text. */
+export function errorMessage(err: unknown): string {
+  if (err instanceof Error) return err.message;
+  return String(err);
+}
