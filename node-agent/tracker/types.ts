@@ -1,0 +1,30 @@
+// What the pull tracker hands to the rest of the agent (publisher, `pulls` command, metrics).
+import type { ImagePullStatus } from '../../common/contract.js';
+
+/** One image pull the tracker follows, keyed by the digest the pull resolved to. */
+export interface TrackedPull {
+  /** Stable key: the index digest for a multi-platform image, else the manifest digest. */
+  key: string;
+  /** Digest of the image index / manifest list, when the image has one. */
+  indexDigest: string | null;
+  /** Digest of the platform manifest (null while still resolving). */
+  manifestDigest: string | null;
+  /** Image config digest = the image id (null while still resolving). */
+  configDigest: string | null;
+  /**
+   * Repositories the blobs were fetched from, from the content labels
+   * `containerd.io/distribution.source.<host>=<repo>`: "<host>/<repo>", where containerd
+   * records the host WITHOUT its port (127.0.0.1:5001/team/app → "127.0.0.1/team/app").
+   */
+  sources: string[];
+  /** Image record names once containerd created them (tag, repo@digest, sha256:id). */
+  names: string[];
+  /** The public view. `status.image` is the best name known so far. */
+  status: ImagePullStatus;
+}
+
+/** A tracker's answer at one moment: every pull in flight or recently finished. */
+export interface TrackerSnapshot {
+  at: Date;
+  pulls: TrackedPull[];
+}
