@@ -8,6 +8,6 @@ execFileSync(process.execPath, ['node_modules/typescript/bin/tsc', '-p', 'tsconf
   stdio: 'inherit',
 });
 if (existsSync('node-agent/proto')) cpSync('node-agent/proto', 'dist/node-agent/proto', { recursive: true });
-for (const bin of ['dist/webhook/main.js', 'dist/node-agent/main.js', 'dist/node-agent/kubectl-plugin.js']) {
+for (const bin of ['dist/webhook/main.js', 'dist/node-agent/main.js', 'dist/cli/kubectl-pulltrace.js']) {
   if (existsSync(bin)) chmodSync(bin, 0o755);
 }

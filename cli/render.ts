@@ -1,0 +1,71 @@
+// Tables and lines for the kubectl plugin.
+import { formatDuration } from '../common/contract.js';
+import { formatBytesPair, formatRate, progressBar } from '../common/format.js';
+import type { PodView } from './pod-view.js';
+
+export interface Row {
+  pod: string;
+  image: string;
+  phase: string;
+  percent: number | null;
+  bytes: string;
+  rate: string;
+  eta: string;
+}
+
+export function rows(views: PodView[]): Row[] {
+  const out: Row[] = [];
+  for (const v of views) {
+    const pod = `${v.namespace}/${v.name}`;
+    if (v.status === null || v.status.images.length === 0) {
+      let phase = 'Waiting';
+      if (!v.tracked) phase = 'NotTracked';
+      else if (v.condition !== null) phase = v.condition.reason;
+      else if (v.containersStarted) phase = 'Running';
+      out.push({ pod, image: '-', phase, percent: null, bytes: '-', rate: '-', eta: '-' });
+      continue;
+    }
+    for (const img of v.status.images) {
+      out.push({
+        pod,
+        image: img.image,
+        phase: img.phase,
+        percent: img.percent,
+        bytes: img.bytesTotal > 0 ? formatBytesPair(img.bytesDone, img.bytesTotal) : '-',
+        rate: img.bytesPerSecond > 0 ? formatRate(img.bytesPerSecond) : '-',
+        eta: img.etaSeconds === null ? '-' : formatDuration(img.etaSeconds),
+      });
+    }
+  }
+  return out;
+}
+
+/** Aligned columns; with `bars`, a progress bar beside the percent. */
+export function table(rs: Row[], bars: boolean): string {
+  const header = ['POD', 'IMAGE', 'PHASE', 'PROGRESS', 'BYTES', 'RATE', 'ETA'];
+  const cells = rs.map((r) => [
+    r.pod,
+    r.image,
+    r.phase,
+    r.percent === null ? '-' : bars ? `${progressBar(r.percent, 20)} ${r.percent}%` : `${r.percent}%`,
+    r.bytes,
+    r.rate,
+    r.eta,
+  ]);
+  const all = [header, ...cells];
+  const widths = header.map((_, i) => Math.max(...all.map((row) => (row[i] ?? '').length)));
+  return all
+    .map((row) =>
+      row
+        .map((c, i) => c.padEnd(widths[i] ?? 0))
+        .join('  ')
+        .trimEnd(),
+    )
+    .join('\n');
+}
+
+/** One plain line per row, for logs (CI): stable, greppable. */
+export function line(r: Row): string {
+  const pct = r.percent === null ? '-' : `${r.percent}%`;
+  return `${r.pod} ${r.image} ${r.phase} ${pct} ${r.bytes} ${r.rate} eta=${r.eta}`;
+}
