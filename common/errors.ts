@@ -30,8 +30,13 @@ export class PulltraceError extends Error {
   }
 }
 
-/** The message of anything thrown, for logs and user-facing text. */
+/** The message of anything thrown, with its causes, for logs and user-facing text. */
 export function errorMessage(err: unknown): string {
-  if (err instanceof Error) return err.message;
-  return String(err);
+  const parts: string[] = [];
+  let e: unknown = err;
+  for (let depth = 0; e !== undefined && e !== null && depth < 5; depth++) {
+    parts.push(e instanceof Error ? e.message : typeof e === 'string' ? e : JSON.stringify(e));
+    e = e instanceof Error ? e.cause : undefined;
+  }
+  return parts.join(': ');
 }

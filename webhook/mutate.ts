@@ -1,0 +1,163 @@
+// The admission decision as a pure function: an AdmissionReview in, an AdmissionReview out.
+// The pod is mutated as a clone and the JSONPatch is the diff of the two (fast-json-patch
+// `compare`), so the patch always applies to exactly the object the API server sent.
+//
+// Namespace-level opt-out (`pulltrace.io/track: "false"` on a namespace) is not seen here: the
+// webhook has no API access. The chart's namespaceSelector keeps such namespaces from calling it.
+import fastJsonPatch from 'fast-json-patch';
+import {
+  ANNOTATION_READINESS_GATE,
+  CONDITION_IMAGES_PULLED,
+  KEY_TRACK,
+  LABEL_TRACKED,
+} from '../common/contract.js';
+
+const { compare } = fastJsonPatch;
+
+export type JsonObject = Record<string, unknown>;
+
+export interface AdmissionRequest {
+  uid: string;
+  kind?: { group?: string; version?: string; kind?: string };
+  resource?: { group?: string; version?: string; resource?: string };
+  subResource?: string;
+  namespace?: string;
+  operation?: string;
+  dryRun?: boolean;
+  object?: unknown;
+}
+
+export interface AdmissionResponse {
+  uid: string;
+  allowed: true;
+  patchType?: 'JSONPatch';
+  patch?: string;
+  warnings?: string[];
+}
+
+export interface AdmissionReviewResponse {
+  apiVersion: 'admission.k8s.io/v1';
+  kind: 'AdmissionReview';
+  response: AdmissionResponse;
+}
+
+export interface MutateOptions {
+  /** Pods in these namespaces all get the readiness gate. */
+  readinessGateNamespaces: ReadonlySet<string>;
+}
+
+/** What happened, for metrics and logs. */
+export type Outcome = 'patched' | 'unchanged' | 'opted_out' | 'skipped' | 'error' | 'bad_request';
+
+export interface Decision {
+  review: AdmissionReviewResponse;
+  outcome: Outcome;
+  /** The fault behind outcome 'error', for the log. */
+  error?: unknown;
+}
+
+/** Thrown for requests that are not a usable AdmissionReview: answered with a 400. */
+export class BadReviewError extends Error {}
+
+function isObject(v: unknown): v is JsonObject {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/** Checks the envelope; returns the request or throws BadReviewError saying what is wrong. */
+export function parseReview(body: unknown): AdmissionRequest {
+  if (!isObject(body)) throw new BadReviewError('body must be a JSON object');
+  if (body.apiVersion !== 'admission.k8s.io/v1') {
+    throw new BadReviewError(
+      `apiVersion must be admission.k8s.io/v1, got ${JSON.stringify(body.apiVersion)}`,
+    );
+  }
+  if (body.kind !== 'AdmissionReview') {
+    throw new BadReviewError(`kind must be AdmissionReview, got ${JSON.stringify(body.kind)}`);
+  }
+  const req = body.request;
+  if (!isObject(req)) throw new BadReviewError('request is missing');
+  if (typeof req.uid !== 'string' || req.uid === '') throw new BadReviewError('request.uid is missing');
+  return req as unknown as AdmissionRequest;
+}
+
+function labelsOf(meta: JsonObject): JsonObject {
+  return isObject(meta.labels) ? meta.labels : {};
+}
+
+function annotationsOf(meta: JsonObject): JsonObject {
+  return isObject(meta.annotations) ? meta.annotations : {};
+}
+
+/** The pod with pulltrace's label and, where asked, its readiness gate; the input is not changed. */
+export function mutatePod(pod: JsonObject, namespace: string, opts: MutateOptions): JsonObject | 'opted_out' {
+  const meta = isObject(pod.metadata) ? pod.metadata : {};
+  const labels = labelsOf(meta);
+  const annotations = annotationsOf(meta);
+  if (labels[KEY_TRACK] === 'false' || annotations[KEY_TRACK] === 'false') return 'opted_out';
+
+  const out = structuredClone(pod);
+  const outMeta: JsonObject = isObject(out.metadata) ? out.metadata : {};
+  out.metadata = outMeta;
+  outMeta.labels = { ...labelsOf(outMeta), [LABEL_TRACKED]: 'true' };
+
+  const wantsGate =
+    annotations[ANNOTATION_READINESS_GATE] === 'true' || opts.readinessGateNamespaces.has(namespace);
+  if (wantsGate) {
+    const spec: JsonObject = isObject(out.spec) ? out.spec : {};
+    out.spec = spec;
+    const gates = Array.isArray(spec.readinessGates) ? (spec.readinessGates as unknown[]) : [];
+    const has = gates.some((g) => isObject(g) && g.conditionType === CONDITION_IMAGES_PULLED);
+    if (!has) spec.readinessGates = [...gates, { conditionType: CONDITION_IMAGES_PULLED }];
+  }
+  return out;
+}
+
+function isPodCreate(req: AdmissionRequest): boolean {
+  const group = req.resource?.group ?? '';
+  return (
+    req.operation === 'CREATE' &&
+    group === '' &&
+    req.resource?.resource === 'pods' &&
+    (req.subResource ?? '') === '' &&
+    (req.kind === undefined || req.kind.kind === undefined || req.kind.kind === 'Pod')
+  );
+}
+
+function allow(uid: string, extra: Partial<AdmissionResponse> = {}): AdmissionReviewResponse {
+  return {
+    apiVersion: 'admission.k8s.io/v1',
+    kind: 'AdmissionReview',
+    response: { uid, allowed: true, ...extra },
+  };
+}
+
+/**
+ * Decides one admission. Throws BadReviewError for a malformed review; anything else that goes
+ * wrong while mutating still allows the pod (the webhook never blocks a pod).
+ */
+export function admit(body: unknown, opts: MutateOptions, mutate = mutatePod): Decision {
+  const req = parseReview(body);
+  if (!isPodCreate(req)) return { review: allow(req.uid), outcome: 'skipped' };
+  if (!isObject(req.object)) throw new BadReviewError('request.object must be the Pod being created');
+  const pod = req.object;
+  const podNs =
+    isObject(pod.metadata) && typeof pod.metadata.namespace === 'string' ? pod.metadata.namespace : '';
+  const namespace = podNs !== '' ? podNs : (req.namespace ?? '');
+  let mutated: JsonObject | 'opted_out';
+  try {
+    mutated = mutate(pod, namespace, opts);
+  } catch (err) {
+    return {
+      review: allow(req.uid, {
+        warnings: ['pulltrace: internal error; the pod was admitted without tracking'],
+      }),
+      outcome: 'error',
+      error: err,
+    };
+  }
+  if (mutated === 'opted_out') return { review: allow(req.uid), outcome: 'opted_out' };
+  const ops = compare(pod, mutated);
+  if (ops.length === 0) return { review: allow(req.uid), outcome: 'unchanged' };
+  const patch = Buffer.from(JSON.stringify(ops)).toString('base64');
+  return { review: allow(req.uid, { patchType: 'JSONPatch', patch }), outcome: 'patched' };
+}
