@@ -64,6 +64,8 @@ export function makeCerts(): CertDir {
     rotate: () => {
       run(['--ca-dir', dir]);
     },
-    cleanup: () => { rmSync(dir, { recursive: true, force: true }); },
+    cleanup: () => {
+      rmSync(dir, { recursive: true, force: true });
+    },
   };
 }
