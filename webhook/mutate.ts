@@ -1,6 +1,6 @@
 // The admission decision as a pure function: an AdmissionReview in, an AdmissionReview out.
-// The pod is mutated as a clone and the JSONPatch is the diff of the two (fast-json-patch
-// `compare`), so the patch always applies to exactly the object the API server sent.
+// The changeable parts of the pod are mutated as a copy and the JSONPatch is the diff of the
+// two (fast-json-patch `compare`), so the patch always applies to the object the API server sent.
 //
 // Namespace-level opt-out (`pulltrace.io/track: "false"` on a namespace) is not seen here: the
 // webhook has no API access. The chart's namespaceSelector keeps such namespaces from calling it.
@@ -88,20 +88,38 @@ function annotationsOf(meta: JsonObject): JsonObject {
   return isObject(meta.annotations) ? meta.annotations : {};
 }
 
-/** The pod with pulltrace's label and, where asked, its readiness gate; the input is not changed. */
+/**
+ * The parts of a pod the webhook may change (metadata.labels, spec.readinessGates), copied,
+ * with the same nesting and the same absent keys as the pod. Diffing these instead of a clone
+ * of the whole pod gives the same patch at a fraction of the cost (a pod can be 100 KB).
+ */
+export function mutableView(pod: JsonObject): JsonObject {
+  const view: JsonObject = {};
+  if (isObject(pod.metadata)) {
+    view.metadata = 'labels' in pod.metadata ? { labels: structuredClone(pod.metadata.labels) } : {};
+  }
+  if (isObject(pod.spec)) {
+    view.spec = 'readinessGates' in pod.spec ? { readinessGates: structuredClone(pod.spec.readinessGates) } : {};
+  }
+  return view;
+}
+
+/**
+ * The pod's mutable view (see mutableView) with pulltrace's label and, where asked, its
+ * readiness gate; or 'opted_out'. The pod itself is not changed.
+ */
 export function mutatePod(pod: JsonObject, namespace: string, opts: MutateOptions): JsonObject | 'opted_out' {
   const meta = isObject(pod.metadata) ? pod.metadata : {};
   const labels = labelsOf(meta);
   const annotations = annotationsOf(meta);
   if (labels[KEY_TRACK] === 'false' || annotations[KEY_TRACK] === 'false') return 'opted_out';
 
-  const out = structuredClone(pod);
+  const out = mutableView(pod);
   const outMeta: JsonObject = isObject(out.metadata) ? out.metadata : {};
   out.metadata = outMeta;
   outMeta.labels = { ...labelsOf(outMeta), [LABEL_TRACKED]: 'true' };
 
-  const wantsGate =
-    annotations[ANNOTATION_READINESS_GATE] === 'true' || opts.readinessGateNamespaces.has(namespace);
+  const wantsGate = annotations[ANNOTATION_READINESS_GATE] === 'true' || opts.readinessGateNamespaces.has(namespace);
   if (wantsGate) {
     const spec: JsonObject = isObject(out.spec) ? out.spec : {};
     out.spec = spec;
@@ -156,7 +174,7 @@ export function admit(body: unknown, opts: MutateOptions, mutate = mutatePod): D
     };
   }
   if (mutated === 'opted_out') return { review: allow(req.uid), outcome: 'opted_out' };
-  const ops = compare(pod, mutated);
+  const ops = compare(mutableView(pod), mutated);
   if (ops.length === 0) return { review: allow(req.uid), outcome: 'unchanged' };
   const patch = Buffer.from(JSON.stringify(ops)).toString('base64');
   return { review: allow(req.uid, { patchType: 'JSONPatch', patch }), outcome: 'patched' };
