@@ -1,0 +1,76 @@
+// The CRI image service, read-only: is an image present on this node, and how large. The CRI
+// resolves references exactly as the kubelet's pulls do (docker.io/library/…, tags, digests).
+import * as grpc from '@grpc/grpc-js';
+import { PulltraceError } from '../../common/errors.js';
+import { grpcTarget, services, toSafeNumber } from './proto.js';
+
+export interface CriImage {
+  id: string;
+  size: number;
+  repoTags: string[];
+  repoDigests: string[];
+}
+
+interface RawImage {
+  id: string;
+  size: string;
+  repo_tags: string[];
+  repo_digests: string[];
+}
+
+type Unary = (
+  req: unknown,
+  opts: grpc.CallOptions,
+  cb: (err: grpc.ServiceError | null, res: unknown) => void,
+) => void;
+
+export class CriImageClient {
+  protected readonly client: grpc.Client;
+
+  constructor(
+    address: string,
+    protected readonly callTimeoutMs = 10_000,
+  ) {
+    this.client = new (services().cri)(grpcTarget(address), grpc.credentials.createInsecure());
+  }
+
+  protected call<T>(method: string, req: unknown, timeoutMs = this.callTimeoutMs): Promise<T> {
+    const fn = (this.client as unknown as Record<string, Unary>)[method];
+    if (fn === undefined) return Promise.reject(new Error(`no CRI method ${method}`));
+    return new Promise((resolve, reject) => {
+      fn.call(this.client, req, { deadline: Date.now() + timeoutMs }, (err, res) => {
+        if (err === null) {
+          resolve(res as T);
+          return;
+        }
+        const code =
+          err.code === grpc.status.UNAVAILABLE ? 'PT_CONTAINERD_UNAVAILABLE' : 'PT_CONTAINERD_BAD_DATA';
+        reject(new PulltraceError(code, `CRI ${method}: ${err.details}`, { cause: err }));
+      });
+    });
+  }
+
+  /** The image as the node has it, or null when it is not present. */
+  async imageStatus(ref: string): Promise<CriImage | null> {
+    const res = await this.call<{ image: RawImage | null }>('ImageStatus', { image: { image: ref } });
+    return res.image === null || res.image.id === '' ? null : convert(res.image);
+  }
+
+  async listImages(): Promise<CriImage[]> {
+    const res = await this.call<{ images: RawImage[] }>('ListImages', {});
+    return res.images.map(convert);
+  }
+
+  close(): void {
+    this.client.close();
+  }
+}
+
+function convert(i: RawImage): CriImage {
+  return {
+    id: i.id,
+    size: toSafeNumber(i.size, `size of ${i.id}`),
+    repoTags: i.repo_tags,
+    repoDigests: i.repo_digests,
+  };
+}

@@ -1,0 +1,299 @@
+// The real ContainerdSource: containerd's gRPC API over its unix socket. Read-only: only
+// List/Info/Read/ListStatuses/Subscribe calls, never one that changes containerd's state.
+import * as grpc from '@grpc/grpc-js';
+import { PulltraceError } from '../../common/errors.js';
+import { decodeEnvelope, KNOWN_TOPICS, type Envelope } from './decode.js';
+import { grpcTarget, services, toDate, toSafeNumber, type Timestamp } from './proto.js';
+import type {
+  ContainerdEvent,
+  ContainerdSource,
+  ContentInfo,
+  EventHandlers,
+  EventSubscription,
+  ImageRecord,
+  IngestStatus,
+  SnapshotInfo,
+} from './source.js';
+
+export interface GrpcSourceOptions {
+  address: string;
+  namespace?: string;
+  /** Deadline of each unary call. */
+  callTimeoutMs?: number;
+  /** Called for events whose payload could not be decoded (logged by the caller). */
+  onBadEvent?: (reason: string) => void;
+}
+
+type Unary = (
+  req: unknown,
+  md: grpc.Metadata,
+  opts: grpc.CallOptions,
+  cb: (err: grpc.ServiceError | null, res: unknown) => void,
+) => void;
+type Streaming = (
+  req: unknown,
+  md: grpc.Metadata,
+  opts?: grpc.CallOptions,
+) => grpc.ClientReadableStream<unknown>;
+
+interface RawInfo {
+  digest: string;
+  size: string;
+  created_at?: Timestamp;
+  updated_at?: Timestamp;
+  labels?: Record<string, string>;
+}
+
+function wrap(err: unknown, what: string): PulltraceError {
+  const code = (err as Partial<grpc.ServiceError>).code;
+  if (
+    code === grpc.status.UNAVAILABLE ||
+    code === grpc.status.DEADLINE_EXCEEDED ||
+    code === grpc.status.CANCELLED
+  ) {
+    return new PulltraceError('PT_CONTAINERD_UNAVAILABLE', what, { cause: err });
+  }
+  return new PulltraceError('PT_CONTAINERD_BAD_DATA', what, { cause: err });
+}
+
+function info(raw: RawInfo): ContentInfo {
+  return {
+    digest: raw.digest,
+    size: toSafeNumber(raw.size, `size of ${raw.digest}`),
+    labels: raw.labels ?? {},
+    createdAt: toDate(raw.created_at),
+    updatedAt: toDate(raw.updated_at),
+  };
+}
+
+const SNAPSHOT_KINDS: Record<string, SnapshotInfo['kind']> = {
+  VIEW: 'view',
+  ACTIVE: 'active',
+  COMMITTED: 'committed',
+};
+
+export class GrpcContainerdSource implements ContainerdSource {
+  private readonly clients: Record<'content' | 'images' | 'events' | 'snapshots', grpc.Client>;
+  private readonly namespace: string;
+  private readonly timeoutMs: number;
+
+  constructor(private readonly opts: GrpcSourceOptions) {
+    const s = services();
+    const target = grpcTarget(opts.address);
+    const creds = grpc.credentials.createInsecure();
+    // One channel for all four services: they share the socket like containerd's own client.
+    const content = new s.content(target, creds);
+    const channelOverride = content.getChannel();
+    const shared = { channelOverride };
+    this.clients = {
+      content,
+      images: new s.images(target, creds, shared),
+      events: new s.events(target, creds, shared),
+      snapshots: new s.snapshots(target, creds, shared),
+    };
+    this.namespace = opts.namespace ?? 'k8s.io';
+    this.timeoutMs = opts.callTimeoutMs ?? 10_000;
+  }
+
+  private md(): grpc.Metadata {
+    const md = new grpc.Metadata();
+    md.set('containerd-namespace', this.namespace);
+    return md;
+  }
+
+  private unary<T>(client: grpc.Client, method: string, req: unknown): Promise<T> {
+    const fn = (client as unknown as Record<string, Unary>)[method];
+    if (fn === undefined) return Promise.reject(new Error(`no method ${method}`));
+    return new Promise((resolve, reject) => {
+      fn.call(client, req, this.md(), { deadline: Date.now() + this.timeoutMs }, (err, res) => {
+        if (err !== null) reject(err);
+        else resolve(res as T);
+      });
+    });
+  }
+
+  /** Reads a server stream; `onMessage` returning false cancels it. */
+  private async collect(
+    client: grpc.Client,
+    method: string,
+    req: unknown,
+    onMessage: (m: unknown) => boolean | undefined,
+  ): Promise<void> {
+    const fn = (client as unknown as Record<string, Streaming>)[method];
+    if (fn === undefined) throw new Error(`no method ${method}`);
+    const stream = fn.call(client, req, this.md(), { deadline: Date.now() + this.timeoutMs });
+    await new Promise<void>((resolve, reject) => {
+      stream.on('data', (m: unknown) => {
+        if (onMessage(m) === false) {
+          stream.cancel();
+          reject(new Error('stopped'));
+        }
+      });
+      stream.on('error', reject);
+      stream.on('end', resolve);
+    });
+  }
+
+  async listIngests(): Promise<IngestStatus[]> {
+    try {
+      const res = await this.unary<{
+        statuses: {
+          ref: string;
+          offset: string;
+          total: string;
+          expected: string;
+          started_at?: Timestamp;
+          updated_at?: Timestamp;
+        }[];
+      }>(this.clients.content, 'ListStatuses', { filters: [] });
+      return res.statuses.map((s) => ({
+        ref: s.ref,
+        offset: toSafeNumber(s.offset, `offset of ${s.ref}`),
+        total: toSafeNumber(s.total, `total of ${s.ref}`),
+        expected: s.expected,
+        startedAt: toDate(s.started_at),
+        updatedAt: toDate(s.updated_at),
+      }));
+    } catch (err) {
+      throw wrap(err, 'Content.ListStatuses');
+    }
+  }
+
+  async contentInfo(digest: string): Promise<ContentInfo | null> {
+    try {
+      const res = await this.unary<{ info: RawInfo }>(this.clients.content, 'Info', { digest });
+      return info(res.info);
+    } catch (err) {
+      if ((err as Partial<grpc.ServiceError>).code === grpc.status.NOT_FOUND) return null;
+      throw wrap(err, `Content.Info ${digest}`);
+    }
+  }
+
+  async listContent(filters: string[] = []): Promise<ContentInfo[]> {
+    const out: ContentInfo[] = [];
+    try {
+      await this.collect(this.clients.content, 'List', { filters }, (m) => {
+        for (const i of (m as { info: RawInfo[] }).info) out.push(info(i));
+        return undefined;
+      });
+      return out;
+    } catch (err) {
+      throw wrap(err, 'Content.List');
+    }
+  }
+
+  async readBlob(digest: string, maxBytes: number): Promise<Buffer> {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const state = { tooBig: false };
+    try {
+      await this.collect(this.clients.content, 'Read', { digest, offset: 0, size: 0 }, (m) => {
+        const data = (m as { data: Buffer }).data;
+        size += data.length;
+        if (size > maxBytes) {
+          state.tooBig = true;
+          return false;
+        }
+        chunks.push(data);
+        return undefined;
+      });
+    } catch (err) {
+      if (state.tooBig)
+        throw new PulltraceError('PT_CONTAINERD_BAD_DATA', `blob ${digest} is larger than ${maxBytes} bytes`);
+      if ((err as Partial<grpc.ServiceError>).code === grpc.status.NOT_FOUND) {
+        throw new PulltraceError('PT_CONTAINERD_BAD_DATA', `blob ${digest} not found`, { cause: err });
+      }
+      throw wrap(err, `Content.Read ${digest}`);
+    }
+    return Buffer.concat(chunks);
+  }
+
+  async listImages(filters: string[] = []): Promise<ImageRecord[]> {
+    try {
+      const res = await this.unary<{
+        images: {
+          name: string;
+          labels?: Record<string, string>;
+          target?: { media_type: string; digest: string; size: string };
+          created_at?: Timestamp;
+          updated_at?: Timestamp;
+        }[];
+      }>(this.clients.images, 'List', { filters });
+      return res.images.map((i) => ({
+        name: i.name,
+        labels: i.labels ?? {},
+        target: {
+          mediaType: i.target?.media_type ?? '',
+          digest: i.target?.digest ?? '',
+          size: toSafeNumber(i.target?.size ?? 0, `size of ${i.name}`),
+        },
+        createdAt: toDate(i.created_at),
+        updatedAt: toDate(i.updated_at),
+      }));
+    } catch (err) {
+      throw wrap(err, 'Images.List');
+    }
+  }
+
+  async listSnapshots(snapshotter: string): Promise<SnapshotInfo[]> {
+    const out: SnapshotInfo[] = [];
+    try {
+      await this.collect(this.clients.snapshots, 'List', { snapshotter, filters: [] }, (m) => {
+        const raw = m as {
+          info: { name: string; parent: string; kind: string; labels?: Record<string, string> }[];
+        };
+        for (const i of raw.info)
+          out.push({
+            name: i.name,
+            parent: i.parent,
+            kind: SNAPSHOT_KINDS[i.kind] ?? 'unknown',
+            labels: i.labels ?? {},
+          });
+        return undefined;
+      });
+      return out;
+    } catch (err) {
+      throw wrap(err, 'Snapshots.List');
+    }
+  }
+
+  subscribe(handlers: EventHandlers): EventSubscription {
+    const fn = (this.clients.events as unknown as Record<string, Streaming>).Subscribe;
+    if (fn === undefined) throw new Error('no method Subscribe');
+    const ns = this.namespace.replace(/"/g, '');
+    const filters = KNOWN_TOPICS.map((t) => `topic=="${t}",namespace=="${ns}"`);
+    const stream = fn.call(this.clients.events, { filters }, this.md());
+    let closed = false;
+    stream.on(
+      'data',
+      (m: { topic: string; namespace: string; timestamp?: Timestamp; event: Envelope['event'] }) => {
+        const d = decodeEnvelope({
+          topic: m.topic,
+          namespace: m.namespace,
+          at: toDate(m.timestamp) ?? new Date(),
+          event: m.event,
+        });
+        if (d.ok) handlers.onEvent(d.event satisfies ContainerdEvent);
+        else this.opts.onBadEvent?.(d.reason);
+      },
+    );
+    stream.on('error', (err: grpc.ServiceError) => {
+      if (closed && err.code === grpc.status.CANCELLED) return;
+      handlers.onError(wrap(err, 'Events.Subscribe'));
+    });
+    stream.on('end', () => {
+      if (!closed) handlers.onError(new PulltraceError('PT_CONTAINERD_UNAVAILABLE', 'event stream ended'));
+    });
+    return {
+      close() {
+        if (closed) return;
+        closed = true;
+        stream.cancel();
+      },
+    };
+  }
+
+  close(): void {
+    for (const c of Object.values(this.clients)) c.close();
+  }
+}
