@@ -67,7 +67,7 @@ async function startServer(
   });
   const port = await new Promise<number>((resolve, reject) => {
     let out = '';
-    child.stdout?.on('data', (c: Buffer) => {
+    child.stdout.on('data', (c: Buffer) => {
       out += c.toString();
       const m = /^PORT=(\d+)$/m.exec(out);
       if (m !== null) resolve(Number(m[1]));

@@ -10,7 +10,18 @@ import { join } from 'node:path';
 const args = process.argv.slice(2);
 const unitOnly = args.includes('--unit');
 const picked = args.filter((a) => !a.startsWith('--'));
-const ROOTS = ['common', 'cli', 'webhook', 'node-agent', 'certs', 'e2e', 'bench', 'scripts', 'charts', 'docs'];
+const ROOTS = [
+  'common',
+  'cli',
+  'webhook',
+  'node-agent',
+  'certs',
+  'e2e',
+  'bench',
+  'scripts',
+  'charts',
+  'docs',
+];
 // Tests under these folders need the real test environment (containerd, registry, kubectl).
 const ENV_DIRS = ['e2e/', 'node-agent/integration/'];
 

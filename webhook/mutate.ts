@@ -99,7 +99,8 @@ export function mutableView(pod: JsonObject): JsonObject {
     view.metadata = 'labels' in pod.metadata ? { labels: structuredClone(pod.metadata.labels) } : {};
   }
   if (isObject(pod.spec)) {
-    view.spec = 'readinessGates' in pod.spec ? { readinessGates: structuredClone(pod.spec.readinessGates) } : {};
+    view.spec =
+      'readinessGates' in pod.spec ? { readinessGates: structuredClone(pod.spec.readinessGates) } : {};
   }
   return view;
 }
@@ -119,7 +120,8 @@ export function mutatePod(pod: JsonObject, namespace: string, opts: MutateOption
   out.metadata = outMeta;
   outMeta.labels = { ...labelsOf(outMeta), [LABEL_TRACKED]: 'true' };
 
-  const wantsGate = annotations[ANNOTATION_READINESS_GATE] === 'true' || opts.readinessGateNamespaces.has(namespace);
+  const wantsGate =
+    annotations[ANNOTATION_READINESS_GATE] === 'true' || opts.readinessGateNamespaces.has(namespace);
   if (wantsGate) {
     const spec: JsonObject = isObject(out.spec) ? out.spec : {};
     out.spec = spec;

@@ -19,6 +19,8 @@ export interface TrackedPull {
   sources: string[];
   /** Image record names once containerd created them (tag, repo@digest, sha256:id). */
   names: string[];
+  /** Rate stayed under --slow-rate for --stall-after (a trickle containerd would not cancel). */
+  slow: boolean;
   /** The public view. `status.image` is the best name known so far. */
   status: ImagePullStatus;
 }

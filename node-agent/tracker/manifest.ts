@@ -1,0 +1,101 @@
+// Parses image manifests and indexes (OCI and Docker schema 2) from their JSON, so the size
+// of a whole image is known as soon as its manifest is in the content store.
+
+export const MEDIA_TYPES = {
+  ociIndex: 'application/vnd.oci.image.index.v1+json',
+  ociManifest: 'application/vnd.oci.image.manifest.v1+json',
+  dockerList: 'application/vnd.docker.distribution.manifest.list.v2+json',
+  dockerManifest: 'application/vnd.docker.distribution.manifest.v2+json',
+} as const;
+
+export interface BlobRef {
+  digest: string;
+  size: number;
+}
+
+export interface Manifest {
+  kind: 'manifest';
+  config: BlobRef;
+  layers: BlobRef[];
+}
+
+export interface IndexEntry extends BlobRef {
+  platform: { os: string; architecture: string; variant?: string } | null;
+}
+
+export interface Index {
+  kind: 'index';
+  manifests: IndexEntry[];
+}
+
+const DIGEST_RE = /^sha256:[0-9a-f]{64}$/;
+
+function blobRef(v: unknown, where: string): BlobRef {
+  if (typeof v !== 'object' || v === null) throw new Error(`${where} is not a descriptor`);
+  const o = v as Record<string, unknown>;
+  if (typeof o.digest !== 'string' || !DIGEST_RE.test(o.digest))
+    throw new Error(`${where} has no valid digest`);
+  if (typeof o.size !== 'number' || !Number.isSafeInteger(o.size) || o.size < 0) {
+    throw new Error(`${where} has no valid size`);
+  }
+  return { digest: o.digest, size: o.size };
+}
+
+/** Parses a manifest or index; throws a clear error for anything else. */
+export function parseManifest(data: Buffer | string): Manifest | Index {
+  let doc: unknown;
+  try {
+    doc = JSON.parse(typeof data === 'string' ? data : data.toString('utf8'));
+  } catch (err) {
+    throw new Error('manifest is not valid JSON', { cause: err });
+  }
+  if (typeof doc !== 'object' || doc === null) throw new Error('manifest is not a JSON object');
+  const o = doc as Record<string, unknown>;
+  const mediaType = typeof o.mediaType === 'string' ? o.mediaType : '';
+  if (
+    Array.isArray(o.manifests) ||
+    mediaType === MEDIA_TYPES.ociIndex ||
+    mediaType === MEDIA_TYPES.dockerList
+  ) {
+    if (!Array.isArray(o.manifests)) throw new Error('index has no manifests');
+    return {
+      kind: 'index',
+      manifests: o.manifests.map((m: unknown, i) => {
+        const ref = blobRef(m, `manifests[${i}]`);
+        const p = (m as Record<string, unknown>).platform;
+        const platform =
+          typeof p === 'object' && p !== null && typeof (p as Record<string, unknown>).os === 'string'
+            ? (p as { os: string; architecture: string; variant?: string })
+            : null;
+        return { ...ref, platform };
+      }),
+    };
+  }
+  if (!Array.isArray(o.layers)) throw new Error('manifest has no layers');
+  return {
+    kind: 'manifest',
+    config: blobRef(o.config, 'config'),
+    layers: o.layers.map((l: unknown, i) => blobRef(l, `layers[${i}]`)),
+  };
+}
+
+/** OCI platform of this process, e.g. linux/amd64, linux/arm64/v8. */
+export function currentPlatform(): string {
+  const arch: Record<string, string> = {
+    x64: 'amd64',
+    arm64: 'arm64',
+    arm: 'arm',
+    ppc64: 'ppc64le',
+    s390x: 's390x',
+  };
+  return `linux/${arch[process.arch] ?? process.arch}`;
+}
+
+/** The index entry for `platform` ("os/arch[/variant]"); null when the index has none. */
+export function pickPlatform(index: Index, platform: string): IndexEntry | null {
+  const [os, architecture, variant] = platform.split('/');
+  const matches = index.manifests.filter(
+    (m) => m.platform !== null && m.platform.os === os && m.platform.architecture === architecture,
+  );
+  return matches.find((m) => variant === undefined || m.platform?.variant === variant) ?? matches[0] ?? null;
+}
