@@ -14,6 +14,7 @@ export const ERROR_CODES = {
   // containerd.
   PT_CONTAINERD_UNAVAILABLE: 'containerd is not reachable',
   PT_CONTAINERD_BAD_DATA: 'containerd returned data pulltrace cannot read',
+  PT_CONTAINERD_CALL_FAILED: 'containerd answered the call with an error',
   // Kubernetes API.
   PT_KUBE_API: 'Kubernetes API request failed',
 } as const;

@@ -44,7 +44,7 @@ export class CriImageClient {
           return;
         }
         const code =
-          err.code === grpc.status.UNAVAILABLE ? 'PT_CONTAINERD_UNAVAILABLE' : 'PT_CONTAINERD_BAD_DATA';
+          err.code === grpc.status.UNAVAILABLE ? 'PT_CONTAINERD_UNAVAILABLE' : 'PT_CONTAINERD_CALL_FAILED';
         reject(new PulltraceError(code, `CRI ${method}: ${err.details}`, { cause: err }));
       });
     });

@@ -17,12 +17,32 @@ export class RateWindow {
     while (this.samples.length > 2 && (this.samples[1]?.t ?? t) <= t - this.windowMs) this.samples.shift();
   }
 
-  /** Bytes per second over the window; 0 with fewer than two samples. */
+  /**
+   * Bytes per second over the window: the least-squares slope of all samples, which a single
+   * late or early sample (offsets move in 1 MiB steps) sways far less than two end points do.
+   * 0 with fewer than two samples.
+   */
   rate(): number {
+    const n = this.samples.length;
     const first = this.samples[0];
-    const last = this.samples[this.samples.length - 1];
-    if (first === undefined || last === undefined || last.t <= first.t) return 0;
-    return Math.max(0, ((last.bytes - first.bytes) * 1000) / (last.t - first.t));
+    if (n < 2 || first === undefined) return 0;
+    let st = 0;
+    let sb = 0;
+    for (const x of this.samples) {
+      st += x.t - first.t;
+      sb += x.bytes;
+    }
+    const mt = st / n;
+    const mb = sb / n;
+    let cov = 0;
+    let vt = 0;
+    for (const x of this.samples) {
+      const dt = x.t - first.t - mt;
+      cov += dt * (x.bytes - mb);
+      vt += dt * dt;
+    }
+    if (vt === 0) return 0;
+    return Math.max(0, (cov / vt) * 1000);
   }
 
   /** Time span the rate is measured over, in ms. */
@@ -33,9 +53,12 @@ export class RateWindow {
   }
 }
 
-/** Seconds to fetch `remaining` bytes at `rate`, or null when the rate is unknown or zero. */
+/**
+ * Seconds to fetch `remaining` bytes at `rate`, to the nearest second but at least 1 while
+ * bytes remain; null when the rate is unknown or zero.
+ */
 export function eta(remaining: number, rate: number): number | null {
   if (remaining <= 0) return 0;
   if (!(rate > 0)) return null;
-  return Math.ceil(remaining / rate);
+  return Math.max(1, Math.round(remaining / rate));
 }

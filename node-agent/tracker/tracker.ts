@@ -11,6 +11,7 @@ import type { Logger } from '../../common/logging.js';
 import { silentLogger } from '../../common/logging.js';
 import { MAX_ERROR_LENGTH, type ImagePullStatus, type Phase } from '../../common/contract.js';
 import { errorMessage } from '../../common/errors.js';
+import { formatImageRef, parseImageRef, sourceKey, type ImageRef } from '../../common/image-ref.js';
 import type {
   ContainerdEvent,
   ContainerdSource,
@@ -42,11 +43,14 @@ export interface TrackerOptions {
 }
 
 const MAX_MANIFEST_BYTES = 4 * 1024 * 1024;
+/**
+ * containerd copies a blob in chunks of this size (content.Copy fills a 1 MiB buffer before it
+ * writes), so an ingest's offset moves in 1 MiB steps and up to that much sits unseen in memory.
+ */
+const WRITE_CHUNK = 1024 * 1024;
 /** Layer label indexes searched when tying an in-flight blob to its manifest. */
 const LAYER_LABEL_SEARCH = 64;
 const INDEX_LABEL_SEARCH = 16;
-/** A blob committed this close before its manifest was fetched by the same pull, not cached. */
-const SAME_PULL_SLACK_MS = 2000;
 const REF_RE = /^(layer|config|manifest|index)-(sha256:[0-9a-f]{64})$/;
 
 interface BlobState {
@@ -57,6 +61,8 @@ interface BlobState {
   inFlight: boolean;
   committed: boolean;
   restarts: number;
+  /** When containerd last wrote to the ingest (its clock), null if it did not say. */
+  updatedAt: number | null;
 }
 
 interface PullState {
@@ -81,6 +87,20 @@ interface PullState {
   error: string | null;
   slow: boolean;
   status: ImagePullStatus;
+}
+
+/** An image some pod waits for (told by the publisher), matched to the pull that fetches it. */
+interface Expectation {
+  ref: ImageRef;
+  name: string;
+  since: number;
+  /** Why the pull failed as the kubelet reports it (ErrImagePull), or null. */
+  failed: string | null;
+  /** The image record exists with no pull seen for it: when it was found, and its size. */
+  presentAt: number | null;
+  presentSize: number;
+  /** Cached when the record is older than the expectation, else Pulled (a pull too quick to see). */
+  presentPhase: 'Cached' | 'Pulled';
 }
 
 function parseRef(ref: string): { kind: string; digest: string } | null {
@@ -124,6 +144,7 @@ export class PullTracker {
   /** Digests known not to be a pull's manifest (configs, foreign blobs): not re-read. */
   private readonly notManifests = new Set<string>();
   private readonly listeners = new Set<(s: TrackerSnapshot) => void>();
+  private readonly expected = new Map<string, Expectation>();
   private subscription: EventSubscription | null = null;
   private timer: NodeJS.Timeout | null = null;
   private imagesDirty = false;
@@ -187,6 +208,117 @@ export class PullTracker {
     };
   }
 
+  /**
+   * Follows `image` for a waiting pod: until a pull for it shows up its status is Resolving
+   * (containerd shows nothing while it resolves a tag). Returns the normalised name.
+   */
+  expect(image: string): string {
+    const ref = parseImageRef(image);
+    const name = ref === null ? image : formatImageRef(ref);
+    if (ref !== null && !this.expected.has(name)) {
+      this.expected.set(name, {
+        ref,
+        name,
+        since: this.now(),
+        failed: null,
+        presentAt: null,
+        presentSize: 0,
+        presentPhase: 'Cached',
+      });
+    }
+    return name;
+  }
+
+  /** No pod waits for `image` any more. */
+  unexpect(image: string): void {
+    const ref = parseImageRef(image);
+    this.expected.delete(ref === null ? image : formatImageRef(ref));
+  }
+
+  /**
+   * The pull of `image` failed where containerd leaves no trace (a missing tag, a refused
+   * login): the kubelet reports it on the pod (ErrImagePull), the publisher passes it on here.
+   */
+  fail(image: string, message: string): void {
+    const e = this.expected.get(this.expect(image));
+    if (e !== undefined) e.failed = message.slice(0, MAX_ERROR_LENGTH);
+  }
+
+  /** The status of an expected image under the name the pod gave, or null if not expected. */
+  statusOf(image: string): ImagePullStatus | null {
+    const ref = parseImageRef(image);
+    const e = this.expected.get(ref === null ? image : formatImageRef(ref));
+    if (e === undefined) return null;
+    const p = this.match(e);
+    const base: ImagePullStatus =
+      p === undefined
+        ? {
+            image: e.name,
+            phase: e.presentAt !== null ? e.presentPhase : 'Resolving',
+            percent: e.presentAt !== null ? 100 : 0,
+            bytesDone: e.presentPhase === 'Pulled' ? e.presentSize : 0,
+            bytesTotal: e.presentPhase === 'Pulled' ? e.presentSize : 0,
+            bytesCached: e.presentPhase === 'Cached' ? e.presentSize : 0,
+            layersDone: 0,
+            layersTotal: 0,
+            bytesPerSecond: 0,
+            etaSeconds: e.presentAt !== null ? 0 : null,
+            startedAt: new Date(e.since).toISOString(),
+            finishedAt: e.presentAt === null ? null : new Date(e.presentAt).toISOString(),
+            error: null,
+          }
+        : { ...p.status, image: e.name };
+    if (e.failed !== null && base.phase !== 'Pulled' && base.phase !== 'Cached') {
+      return { ...base, phase: 'Failed', etaSeconds: null, bytesPerSecond: 0, error: e.failed };
+    }
+    return base;
+  }
+
+  /**
+   * The pull fetching an expected image: by image record name, then by digest, then by the
+   * repository in the distribution-source label (the newest pull of that repository still
+   * running or finished after the pod started waiting).
+   */
+  private match(e: Expectation): PullState | undefined {
+    const pulls = [...this.pulls.values()];
+    const byName = pulls.find((p) => p.names.has(e.name));
+    if (byName !== undefined) return byName;
+    const d = e.ref.digest;
+    if (d !== null) return pulls.find((p) => p.key === d || p.manifestDigest === d || p.indexDigest === d);
+    const repo = sourceKey(e.ref);
+    return pulls
+      .filter((p) => p.sources.has(repo) && (p.finishedAt === null || p.finishedAt >= e.since))
+      .sort((a, b) => b.startedAt - a.startedAt)[0];
+  }
+
+  /** Expected images with no pull: present already (Cached) or still resolving. */
+  private async checkExpected(now: number): Promise<void> {
+    const waiting = [...this.expected.values()].filter(
+      (e) => e.presentAt === null && this.match(e) === undefined,
+    );
+    if (waiting.length === 0) return;
+    const records = await this.source.listImages(waiting.map((e) => `name==${JSON.stringify(e.name)}`));
+    for (const e of waiting) {
+      const rec = records.find((r) => r.name === e.name);
+      if (rec === undefined) continue;
+      e.presentAt = now;
+      e.presentPhase = (rec.createdAt?.getTime() ?? 0) >= e.since ? 'Pulled' : 'Cached';
+      e.presentSize = await this.imageSize(rec.target.digest);
+      e.failed = null;
+    }
+  }
+
+  /** Bytes of an image's platform manifest's blobs, from the content store; 0 if unreadable. */
+  private async imageSize(digest: string): Promise<number> {
+    let doc = await this.readJson(digest);
+    if (doc?.kind === 'index') {
+      const entry = pickPlatform(doc, this.o.platform);
+      doc = entry === null ? null : await this.readJson(entry.digest);
+    }
+    if (doc?.kind !== 'manifest') return 0;
+    return [doc.config, ...doc.layers].reduce((n, b) => n + b.size, 0);
+  }
+
   private schedule(ms: number): void {
     if (!this.running) return;
     this.timer = setTimeout(() => {
@@ -236,7 +368,7 @@ export class PullTracker {
   }
 
   private async doPoll(): Promise<void> {
-    const before = JSON.stringify(this.snapshot().pulls);
+    const before = this.fingerprint();
     try {
       await this.observe();
       this.failures = 0;
@@ -250,8 +382,15 @@ export class PullTracker {
     } finally {
       this.polls++;
     }
+    if (this.fingerprint() === before) return;
     const snap = this.snapshot();
-    if (JSON.stringify(snap.pulls) !== before) for (const cb of this.listeners) cb(snap);
+    for (const cb of this.listeners) cb(snap);
+  }
+
+  /** What listeners see: every pull's and every expected image's status. */
+  private fingerprint(): string {
+    const expected = [...this.expected.keys()].map((k) => this.statusOf(k));
+    return JSON.stringify([this.snapshot().pulls, expected]);
   }
 
   private async observe(): Promise<void> {
@@ -274,6 +413,7 @@ export class PullTracker {
     const needImages = this.imagesDirty || [...this.pulls.values()].some((p) => p.phase === 'Unpacking');
     if (needImages) await this.checkImages(now);
     for (const p of this.pulls.values()) this.update(p, now);
+    await this.checkExpected(now);
     this.expire(now);
   }
 
@@ -292,11 +432,13 @@ export class PullTracker {
         inFlight: false,
         committed: false,
         restarts: 0,
+        updatedAt: null,
       };
       if (ing.offset < b.lastOffset) b.restarts++;
       b.total = ing.total > 0 ? ing.total : b.total;
       b.counted = Math.min(Math.max(b.counted, ing.offset), b.total > 0 ? b.total : Number.MAX_SAFE_INTEGER);
       b.lastOffset = ing.offset;
+      b.updatedAt = ing.updatedAt?.getTime() ?? null;
       b.inFlight = true;
       b.committed = false;
       this.blobs.set(digest, b);
@@ -447,8 +589,8 @@ export class PullTracker {
 
   /**
    * Blobs present when the manifest is found were there before the pull (cached), unless they
-   * were committed just before or after the manifest: then this pull fetched them (configs are
-   * small and often land before the first poll sees the pull).
+   * were committed after the manifest: then this pull fetched them (configs are small and
+   * often land before the first poll sees the pull).
    */
   private async classifyBlobs(manifest: ContentInfo, now: number): Promise<void> {
     const p = [...this.pulls.values()].find((x) => x.manifestDigest === manifest.digest);
@@ -459,8 +601,10 @@ export class PullTracker {
       if (b?.inFlight === true) continue;
       const info = await this.source.contentInfo(ref.digest);
       if (info === null) continue;
+      // Both times come from containerd's clock: a blob committed before this pull's manifest
+      // was on the node already (another image's layer, an earlier attempt) and is cached.
       const committedAt = info.createdAt?.getTime() ?? 0;
-      if (b !== undefined || committedAt >= manifestAt - SAME_PULL_SLACK_MS) {
+      if (committedAt >= manifestAt) {
         this.blobs.set(ref.digest, {
           total: ref.size,
           counted: ref.size,
@@ -468,6 +612,7 @@ export class PullTracker {
           inFlight: false,
           committed: true,
           restarts: 0,
+          updatedAt: null,
         });
       } else {
         p.cached.add(ref.digest);
@@ -503,6 +648,7 @@ export class PullTracker {
     let cachedBytes = 0;
     let layersDone = 0;
     let inFlight = 0;
+    const moving: BlobState[] = [];
     for (const r of p.blobs) {
       const isLayer = p.layerDigests.has(r.digest);
       if (p.cached.has(r.digest)) {
@@ -514,10 +660,13 @@ export class PullTracker {
       total += r.size;
       done += Math.min(r.size, b?.committed === true ? r.size : (b?.counted ?? 0));
       if (b?.committed === true && isLayer) layersDone++;
-      if (b?.inFlight === true) inFlight++;
+      if (b?.inFlight === true) {
+        inFlight++;
+        moving.push(b);
+      }
     }
     if (p.finishedAt === null) {
-      p.rate.add(now, done);
+      p.rate.add(this.sampleTime(p, moving, now), done);
       if (done > p.lastDone) {
         p.lastDone = done;
         p.lastProgressAt = now;
@@ -557,7 +706,8 @@ export class PullTracker {
     percent = pulled ? 100 : Math.min(99, percent);
     percent = Math.max(p.percentFloor, percent);
     p.percentFloor = percent;
-    const rate = pulled ? 0 : p.rate.rate();
+    const rate = pulled || p.phase === 'Stalled' ? 0 : p.rate.rate();
+    const remaining = total - done - this.unflushed(moving, rate, now);
     p.status = {
       image: bestName(p),
       phase: p.phase,
@@ -568,11 +718,43 @@ export class PullTracker {
       layersDone,
       layersTotal: p.layerDigests.size,
       bytesPerSecond: Math.round(rate),
-      etaSeconds: pulled ? 0 : p.phase === 'Failed' ? null : eta(total - done, rate),
+      etaSeconds: pulled ? 0 : p.phase === 'Failed' ? null : eta(remaining, rate),
       startedAt: new Date(p.startedAt).toISOString(),
       finishedAt: p.finishedAt === null ? null : new Date(p.finishedAt).toISOString(),
       error: p.error === null ? null : p.error.slice(0, MAX_ERROR_LENGTH),
     };
+  }
+
+  /**
+   * When the bytes now counted were written. Offsets move in 1 MiB steps, so sampling "now"
+   * makes the rate sag between steps; containerd's own write time does not. If nothing was
+   * written for twice the expected gap between writes, "now": a slowing pull shows at once.
+   */
+  private sampleTime(p: PullState, moving: BlobState[], now: number): number {
+    const writes = moving.map((b) => b.updatedAt).filter((t): t is number => t !== null);
+    if (writes.length === 0) return now;
+    const lastWrite = Math.min(now, Math.max(...writes));
+    if (p.rate.span() === 0) return lastWrite;
+    const rate = p.rate.rate();
+    const expectedGapMs = rate > 0 ? ((WRITE_CHUNK * moving.length) / rate) * 1000 : 0;
+    return now - lastWrite <= 2 * expectedGapMs ? lastWrite : now;
+  }
+
+  /**
+   * Bytes received but not yet visible in the ingests' offsets: each in-flight blob has had
+   * its share of the image's rate since containerd last wrote it, up to one write chunk.
+   * Without this an image pulling 4 layers at once looks ~2 MiB behind, and its ETA too long.
+   */
+  private unflushed(moving: BlobState[], rate: number, now: number): number {
+    if (moving.length === 0 || rate <= 0) return 0;
+    const share = rate / moving.length;
+    let sum = 0;
+    for (const b of moving) {
+      const left = Math.max(0, b.total - b.counted);
+      const guess = b.updatedAt === null ? WRITE_CHUNK / 2 : (share * Math.max(0, now - b.updatedAt)) / 1000;
+      sum += Math.min(left, WRITE_CHUNK, guess);
+    }
+    return sum;
   }
 
   private expire(now: number): void {
