@@ -1,6 +1,6 @@
 // Tables and lines for the kubectl plugin.
 import { formatDuration } from '../common/contract.js';
-import { formatBytesPair, formatRate, progressBar } from '../common/format.js';
+import { alignColumns, formatBytesPair, formatRate, progressBar } from '../common/format.js';
 import type { PodView } from './pod-view.js';
 
 export interface Row {
@@ -52,16 +52,7 @@ export function table(rs: Row[], bars: boolean): string {
     r.rate,
     r.eta,
   ]);
-  const all = [header, ...cells];
-  const widths = header.map((_, i) => Math.max(...all.map((row) => (row[i] ?? '').length)));
-  return all
-    .map((row) =>
-      row
-        .map((c, i) => c.padEnd(widths[i] ?? 0))
-        .join('  ')
-        .trimEnd(),
-    )
-    .join('\n');
+  return alignColumns([header, ...cells]);
 }
 
 /** One plain line per row, for logs (CI): stable, greppable. */

@@ -39,3 +39,17 @@ export function progressBar(percent: number, width = 20): string {
   const filled = Math.round((p / 100) * width);
   return `[${'#'.repeat(filled)}${'.'.repeat(width - filled)}]`;
 }
+
+/** Left-aligned columns two spaces apart, the first row being the header (as kubectl prints). */
+export function alignColumns(rows: string[][]): string {
+  const width = (i: number) => Math.max(...rows.map((r) => (r[i] ?? '').length));
+  const widths = (rows[0] ?? []).map((_, i) => width(i));
+  return rows
+    .map((r) =>
+      r
+        .map((c, i) => c.padEnd(widths[i] ?? 0))
+        .join('  ')
+        .trimEnd(),
+    )
+    .join('\n');
+}
