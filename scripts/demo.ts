@@ -33,7 +33,9 @@ function post(
       (res) => {
         let text = '';
         res.on('data', (c: Buffer) => (text += c.toString()));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text }));
+        res.on('end', () => {
+          resolve({ status: res.statusCode ?? 0, body: text });
+        });
       },
     );
     req.on('error', reject);
