@@ -1,6 +1,7 @@
 // The edge between pulltrace and containerd: everything the pull tracker reads, as plain
 // data. The real adapter (grpc-client.ts, over containerd's gRPC socket) and the fake used by
-// unit tests (fake-source.ts) implement it and pass the same conformance tests.
+// unit tests (fake-source.ts) implement it; the fake's filter semantics were checked against
+// a real containerd, and the tracker's integration tests run the real adapter.
 // Read-only by design: no call here changes containerd's state.
 
 /** One in-flight ingest from content.v1.Content/ListStatuses. */

@@ -280,15 +280,15 @@ export class PullTracker {
    * running or finished after the pod started waiting).
    */
   private match(e: Expectation): PullState | undefined {
-    const pulls = [...this.pulls.values()];
+    // A pull that ended before the pod started waiting is not this pod's: the image was
+    // already there for it (Cached, found through the image record).
+    const pulls = [...this.pulls.values()].filter((p) => p.finishedAt === null || p.finishedAt >= e.since);
     const byName = pulls.find((p) => p.names.has(e.name));
     if (byName !== undefined) return byName;
     const d = e.ref.digest;
     if (d !== null) return pulls.find((p) => p.key === d || p.manifestDigest === d || p.indexDigest === d);
     const repo = sourceKey(e.ref);
-    return pulls
-      .filter((p) => p.sources.has(repo) && (p.finishedAt === null || p.finishedAt >= e.since))
-      .sort((a, b) => b.startedAt - a.startedAt)[0];
+    return pulls.filter((p) => p.sources.has(repo)).sort((a, b) => b.startedAt - a.startedAt)[0];
   }
 
   /** Expected images with no pull: present already (Cached) or still resolving. */
@@ -410,11 +410,14 @@ export class PullTracker {
     await this.updateBlobs(seen);
     await this.discover(seen, now);
     await this.readPendingManifests(now);
+    await this.findUnseen();
     const needImages = this.imagesDirty || [...this.pulls.values()].some((p) => p.phase === 'Unpacking');
     if (needImages) await this.checkImages(now);
     for (const p of this.pulls.values()) this.update(p, now);
-    await this.checkExpected(now);
+    // Forget first: an expected image whose pull is forgotten is looked up in the same poll,
+    // rather than showing Resolving (0 %) until the next one.
     this.expire(now);
+    await this.checkExpected(now);
   }
 
   private isKnownManifest(digest: string): boolean {
@@ -456,6 +459,36 @@ export class PullTracker {
     }
   }
 
+  /**
+   * Blobs of running pulls neither in flight nor committed as far as the tracker knows: a small
+   * layer can be fetched whole between two polls and never show as an ingest. One List call
+   * finds those committed since; without it such a pull would never have all its blobs.
+   */
+  private async findUnseen(): Promise<void> {
+    const unseen = new Set<string>();
+    for (const p of this.pulls.values()) {
+      if (p.finishedAt !== null) continue;
+      for (const r of p.blobs) {
+        const b = this.blobs.get(r.digest);
+        if (!p.cached.has(r.digest) && b?.inFlight !== true && b?.committed !== true) unseen.add(r.digest);
+      }
+    }
+    if (unseen.size === 0) return;
+    const found = await this.source.listContent([...unseen].map((d) => `digest==${d}`));
+    for (const info of found) {
+      if (!unseen.has(info.digest)) continue;
+      this.blobs.set(info.digest, {
+        total: info.size,
+        counted: info.size,
+        lastOffset: info.size,
+        inFlight: false,
+        committed: true,
+        restarts: this.blobs.get(info.digest)?.restarts ?? 0,
+        updatedAt: null,
+      });
+    }
+  }
+
   private pullOf(digest: string): PullState | undefined {
     for (const p of this.pulls.values())
       if (p.layerDigests.has(digest) || p.configDigest === digest) return p;
@@ -491,8 +524,9 @@ export class PullTracker {
         if (now - since > this.o.failAfterMs * 6) this.pendingManifests.delete(digest);
         continue;
       }
-      this.pendingManifests.delete(digest);
       await this.addManifest(info, null, now);
+      // After it was read: if containerd failed meanwhile, the next poll tries again.
+      this.pendingManifests.delete(digest);
     }
   }
 
@@ -527,8 +561,11 @@ export class PullTracker {
       return;
     }
     const idx = index ?? this.indexOf.get(info.digest) ?? (await this.findIndex(info.digest));
+    // Every call to containerd before the pull exists: if one fails, nothing is half made (a
+    // pull whose present blobs were never classified would never have them all).
+    const present = await this.presentBlobs([doc.config, ...doc.layers]);
     this.createPull(info, idx, doc, now);
-    await this.classifyBlobs(info, now);
+    this.classifyBlobs(info, present, now);
   }
 
   private readonly indexOf = new Map<string, ContentInfo>();
@@ -592,15 +629,13 @@ export class PullTracker {
    * were committed after the manifest: then this pull fetched them (configs are small and
    * often land before the first poll sees the pull).
    */
-  private async classifyBlobs(manifest: ContentInfo, now: number): Promise<void> {
+  private classifyBlobs(manifest: ContentInfo, present: Map<string, ContentInfo>, now: number): void {
     const p = [...this.pulls.values()].find((x) => x.manifestDigest === manifest.digest);
     if (p === undefined) return;
     const manifestAt = manifest.createdAt?.getTime() ?? now;
     for (const ref of p.blobs) {
-      const b = this.blobs.get(ref.digest);
-      if (b?.inFlight === true) continue;
-      const info = await this.source.contentInfo(ref.digest);
-      if (info === null) continue;
+      const info = present.get(ref.digest);
+      if (info === undefined) continue;
       // Both times come from containerd's clock: a blob committed before this pull's manifest
       // was on the node already (another image's layer, an earlier attempt) and is cached.
       const committedAt = info.createdAt?.getTime() ?? 0;
@@ -618,6 +653,17 @@ export class PullTracker {
         p.cached.add(ref.digest);
       }
     }
+  }
+
+  /** The committed blobs among `refs` that are not in flight, by digest. */
+  private async presentBlobs(refs: BlobRef[]): Promise<Map<string, ContentInfo>> {
+    const out = new Map<string, ContentInfo>();
+    for (const ref of refs) {
+      if (this.blobs.get(ref.digest)?.inFlight === true) continue;
+      const info = await this.source.contentInfo(ref.digest);
+      if (info !== null) out.set(ref.digest, info);
+    }
+    return out;
   }
 
   private async checkImages(now: number): Promise<void> {
@@ -706,7 +752,7 @@ export class PullTracker {
     percent = pulled ? 100 : Math.min(99, percent);
     percent = Math.max(p.percentFloor, percent);
     p.percentFloor = percent;
-    const rate = pulled || p.phase === 'Stalled' ? 0 : p.rate.rate();
+    const rate = pulled || p.phase === 'Stalled' || p.phase === 'Failed' ? 0 : p.rate.rate();
     const remaining = total - done - this.unflushed(moving, rate, now);
     p.status = {
       image: bestName(p),
@@ -763,7 +809,9 @@ export class PullTracker {
       if (ended !== null && now - ended > this.o.retentionMs) this.forget(key, p);
     }
     if (this.pulls.size > this.o.maxPulls) {
-      const oldest = [...this.pulls.values()].sort((a, b) => a.startedAt - b.startedAt);
+      // Finished pulls go first, oldest first; a running pull only if nothing else is left.
+      const rank = (p: PullState) => (p.finishedAt !== null || p.phase === 'Failed' ? 0 : 1);
+      const oldest = [...this.pulls.values()].sort((a, b) => rank(a) - rank(b) || a.startedAt - b.startedAt);
       for (const p of oldest.slice(0, this.pulls.size - this.o.maxPulls)) this.forget(p.key, p);
     }
   }

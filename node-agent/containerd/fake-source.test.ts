@@ -1,0 +1,213 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { PulltraceError } from '../../common/errors.js';
+import { FakeContainerdSource, parseFilter, sha256Digest } from './fake-source.js';
+import type { ContainerdEvent } from './source.js';
+
+const d = (c: string) => `sha256:${c.repeat(64)}`;
+const digests = (xs: { digest: string }[]) => xs.map((x) => x.digest).sort();
+
+function coded(code: string, message?: RegExp) {
+  return (e: unknown) => {
+    assert.ok(e instanceof PulltraceError, `a PulltraceError, got ${String(e)}`);
+    assert.equal(e.code, code);
+    if (message !== undefined) assert.match(e.message, message);
+    return true;
+  };
+}
+
+function store(): FakeContainerdSource {
+  const f = new FakeContainerdSource({ clock: () => 1_000_000 });
+  f.addContent(d('a'), 10, { labels: { 'containerd.io/gc.ref.content.l.0': d('1'), 'a.b': 'x' } });
+  f.addContent(d('b'), 20, {
+    labels: { 'containerd.io/gc.ref.content.config': d('2'), 'containerd.io/gc.ref.content.l.0': d('3') },
+  });
+  f.addContent(d('c'), 30);
+  return f;
+}
+
+test('label filters as the tracker writes them, OR-ed across the list', async () => {
+  const f = store();
+  const l0 = (x: string) => `labels."containerd.io/gc.ref.content.l.0"==${x}`;
+  assert.deepEqual(digests(await f.listContent([l0(d('1'))])), [d('a')]);
+  assert.deepEqual(digests(await f.listContent([l0(d('3'))])), [d('b')]);
+  assert.deepEqual(digests(await f.listContent([l0(d('1')), l0(d('3'))])), [d('a'), d('b')]);
+  assert.deepEqual(
+    digests(await f.listContent([`labels."containerd.io/gc.ref.content.config"==${d('2')}`, l0(d('9'))])),
+    [d('b')],
+  );
+  assert.deepEqual(await f.listContent([l0(d('9'))]), []);
+  // A label's value is not another label's: l.0 == the config digest matches nothing.
+  assert.deepEqual(await f.listContent([l0(d('2'))]), []);
+  assert.deepEqual(digests(await f.listContent()), [d('a'), d('b'), d('c')], 'no filter: everything');
+  assert.deepEqual(digests(await f.listContent([])), [d('a'), d('b'), d('c')]);
+});
+
+test('field paths, quoting and operators follow containerd', async () => {
+  const f = store();
+  // Unquoted dotted path: the label key is the rest of the path joined by dots.
+  assert.deepEqual(digests(await f.listContent(['labels.a.b==x'])), [d('a')]);
+  assert.deepEqual(digests(await f.listContent(['labels."a.b"=="x"'])), [d('a')]);
+  assert.deepEqual(digests(await f.listContent(['labels.a.b'])), [d('a')], 'presence');
+  assert.deepEqual(digests(await f.listContent([`digest==${d('c')}`])), [d('c')]);
+  // Within one filter, commas AND.
+  assert.deepEqual(digests(await f.listContent([`labels.a.b==x,digest==${d('a')}`])), [d('a')]);
+  assert.deepEqual(await f.listContent([`labels.a.b==x,digest==${d('b')}`]), []);
+  // != also matches objects without the field, as in containerd.
+  assert.deepEqual(digests(await f.listContent(['labels.a.b!=x'])), [d('b'), d('c')]);
+  assert.deepEqual(digests(await f.listContent(['digest~=^sha256:c'])), [d('c')]);
+  // size is not a filterable field in containerd's content store.
+  assert.deepEqual(await f.listContent(['size==30']), []);
+  assert.deepEqual(await f.listContent(['nosuchfield']), []);
+});
+
+test('image filters: name (quoted as JSON), target.digest, labels', async () => {
+  const f = new FakeContainerdSource();
+  f.createImage('127.0.0.1:5000/team/app:v1', { digest: d('m') }, { labels: { k: 'v' } });
+  f.createImage('127.0.0.1:5000/team/app@' + d('m'), { digest: d('m') });
+  f.createImage('127.0.0.1:5000/team/other:v1', { digest: d('o') });
+  const names = async (filters?: string[]) => (await f.listImages(filters)).map((i) => i.name).sort();
+  assert.deepEqual(await names([`name==${JSON.stringify('127.0.0.1:5000/team/app:v1')}`]), [
+    '127.0.0.1:5000/team/app:v1',
+  ]);
+  assert.deepEqual(
+    await names([
+      `name==${JSON.stringify('127.0.0.1:5000/team/other:v1')}`,
+      `name==${JSON.stringify('nope')}`,
+    ]),
+    ['127.0.0.1:5000/team/other:v1'],
+  );
+  assert.deepEqual(await names([`target.digest==${d('m')}`]), [
+    '127.0.0.1:5000/team/app:v1',
+    `127.0.0.1:5000/team/app@${d('m')}`,
+  ]);
+  assert.deepEqual(await names(['labels.k==v']), ['127.0.0.1:5000/team/app:v1']);
+  assert.deepEqual(await names(['target.mediatype~=manifest']), await names());
+  assert.equal((await names()).length, 3);
+});
+
+test('a malformed filter fails the whole call with PT_CONTAINERD_BAD_DATA', async () => {
+  const f = store();
+  for (const bad of ['labels."open', 'name=', 'name==a b', '.x==1', 'name=>1', 'a,']) {
+    assert.throws(() => parseFilter(bad), coded('PT_CONTAINERD_BAD_DATA', /invalid filter/), bad);
+    await assert.rejects(f.listContent([`digest==${d('a')}`, bad]), coded('PT_CONTAINERD_BAD_DATA'), bad);
+    await assert.rejects(f.listImages([bad]), coded('PT_CONTAINERD_BAD_DATA'), bad);
+  }
+  assert.deepEqual(parseFilter(' name == "a,b" , labels."x.y" '), [
+    { path: ['name'], op: '==', value: 'a,b' },
+    { path: ['labels', 'x.y'], op: 'present', value: '' },
+  ]);
+});
+
+test('readBlob returns the bytes and refuses blobs larger than maxBytes, like the adapter', async () => {
+  const f = new FakeContainerdSource();
+  const doc = JSON.stringify({ schemaVersion: 2, layers: [] });
+  const info = f.addBlob(doc);
+  assert.equal(info.digest, sha256Digest(doc));
+  assert.equal(info.size, Buffer.byteLength(doc));
+  assert.equal((await f.readBlob(info.digest, info.size)).toString(), doc, 'exactly maxBytes is allowed');
+  await assert.rejects(
+    f.readBlob(info.digest, info.size - 1),
+    coded('PT_CONTAINERD_BAD_DATA', new RegExp(`larger than ${info.size - 1} bytes`)),
+  );
+  f.addContent(d('e'), 5 * 1024 * 1024);
+  await assert.rejects(f.readBlob(d('e'), 4 * 1024 * 1024), coded('PT_CONTAINERD_BAD_DATA', /larger than/));
+  assert.deepEqual(await f.readBlob(d('e'), 8 * 1024 * 1024), Buffer.alloc(5 * 1024 * 1024));
+  await assert.rejects(f.readBlob(d('f'), 100), coded('PT_CONTAINERD_BAD_DATA', /not found/));
+  assert.equal(await f.contentInfo(d('f')), null);
+});
+
+test('ingests move, commit into content stamped with the clock, or are abandoned', async () => {
+  let now = 1_000_000;
+  const f = new FakeContainerdSource({ clock: () => now });
+  const ref = `layer-${d('1')}`;
+  f.setIngest(ref, 0, 300);
+  now += 500;
+  f.setIngest(ref, 100, 300);
+  const [ing] = await f.listIngests();
+  assert.deepEqual(ing, {
+    ref,
+    offset: 100,
+    total: 300,
+    expected: '',
+    startedAt: new Date(1_000_000),
+    updatedAt: new Date(1_000_500),
+  });
+  assert.throws(() => f.setIngest(ref, 301, 300), /bad ingest offset/);
+  now += 500;
+  const info = f.commit(ref, { labels: { x: 'y' } });
+  assert.deepEqual(await f.listIngests(), []);
+  assert.deepEqual(await f.contentInfo(d('1')), info);
+  assert.equal(info.size, 300);
+  assert.deepEqual(info.createdAt, new Date(1_001_000));
+  f.setIngest(`layer-${d('2')}`, 10, 300);
+  f.removeIngest(`layer-${d('2')}`);
+  assert.deepEqual(await f.listIngests(), []);
+  assert.equal(await f.contentInfo(d('2')), null, 'an abandoned ingest stores nothing');
+});
+
+test('returned objects are copies: callers cannot change the store', async () => {
+  const f = store();
+  const [a] = await f.listContent([`digest==${d('a')}`]);
+  a!.labels['a.b'] = 'changed';
+  assert.deepEqual(digests(await f.listContent(['labels.a.b==x'])), [d('a')]);
+});
+
+test('down(), failNext() and close() reject with PT_CONTAINERD_UNAVAILABLE; streams end with an error', async () => {
+  const f = store();
+  const seen: ContainerdEvent[] = [];
+  const errors: Error[] = [];
+  const sub = f.subscribe({ onEvent: (e) => seen.push(e), onError: (e) => errors.push(e) });
+  f.createImage('x:1', { digest: d('a') });
+  f.createImage('x:1', { digest: d('a') });
+  f.deleteImage('x:1');
+  f.deleteContent(d('c'));
+  assert.deepEqual(
+    seen.map((e) => e.topic),
+    ['/images/create', '/images/update', '/images/delete', '/content/delete'],
+  );
+  assert.equal(f.subscribers(), 1);
+
+  f.failNext('contentInfo');
+  await assert.rejects(f.contentInfo(d('a')), coded('PT_CONTAINERD_UNAVAILABLE'));
+  assert.equal((await f.contentInfo(d('a')))?.digest, d('a'), 'only the next call fails');
+  f.failNext('readBlob', { code: 'PT_CONTAINERD_CALL_FAILED' });
+  assert.equal((await f.listIngests()).length, 0, 'other methods are not affected');
+  await assert.rejects(f.readBlob(d('a'), 100), coded('PT_CONTAINERD_CALL_FAILED'));
+  f.failNext(null, { times: 2 });
+  await assert.rejects(f.listImages(), coded('PT_CONTAINERD_UNAVAILABLE'));
+  await assert.rejects(f.listSnapshots('overlayfs'), coded('PT_CONTAINERD_UNAVAILABLE'));
+  assert.deepEqual(await f.listSnapshots('overlayfs'), []);
+  f.failNext('contentInfo', { after: 2 });
+  assert.ok((await f.contentInfo(d('a'))) !== null);
+  assert.ok((await f.contentInfo(d('a'))) !== null);
+  await assert.rejects(f.contentInfo(d('a')), coded('PT_CONTAINERD_UNAVAILABLE'), 'the third call fails');
+  assert.ok((await f.contentInfo(d('a'))) !== null);
+  f.failNext('listImages');
+  assert.equal(f.clearFailures(), 1);
+  assert.equal((await f.listImages()).length, 0);
+
+  f.down();
+  assert.equal(errors.length, 1);
+  assert.ok(errors[0] instanceof PulltraceError && errors[0].code === 'PT_CONTAINERD_UNAVAILABLE');
+  assert.equal(f.subscribers(), 0);
+  await assert.rejects(f.listIngests(), coded('PT_CONTAINERD_UNAVAILABLE'));
+  await assert.rejects(f.listContent(), coded('PT_CONTAINERD_UNAVAILABLE'));
+  const late: Error[] = [];
+  f.subscribe({ onEvent: () => undefined, onError: (e) => late.push(e) });
+  assert.equal(late.length, 0, 'a stream fails asynchronously, not in subscribe()');
+  await Promise.resolve();
+  assert.equal(late.length, 1);
+  f.up();
+  assert.equal((await f.listContent()).length, 2);
+
+  sub.close();
+  const again: ContainerdEvent[] = [];
+  f.subscribe({ onEvent: (e) => again.push(e), onError: () => undefined }).close();
+  f.createImage('y:1', { digest: d('a') });
+  assert.equal(again.length, 0, 'a closed subscription gets nothing');
+  assert.ok(f.count('listIngests') >= 2);
+
+  f.close();
+  await assert.rejects(f.listIngests(), coded('PT_CONTAINERD_UNAVAILABLE', /closed/));
+});
