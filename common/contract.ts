@@ -93,6 +93,11 @@ export interface PodPullStatus {
   etaSeconds: number | null;
   updatedAt: string;
   images: ImagePullStatus[];
+  /**
+   * How many of the pod's images were left out of `images` to keep the annotation within
+   * MAX_STATUS_ANNOTATION_BYTES (finished images go first). Absent when none were.
+   */
+  imagesOmitted?: number;
 }
 
 /**

@@ -1,0 +1,154 @@
+// The two patch bodies that carry a pod's progress to the API server, built as the difference
+// between what is on the pod (or was last written) and what should be:
+// - metadata: labels + annotations in ONE JSON merge patch; a key to remove is set to null
+//   (the same body is also a valid strategic merge patch);
+// - status: the ImagesPulled condition in a strategic merge patch of status.conditions, whose
+//   merge key is `type`, so the kubelet's conditions stay as they are (a JSON merge patch would
+//   replace the whole list).
+import type { V1Pod } from '@kubernetes/client-node';
+import {
+  ANNOTATION_ETA_SECONDS,
+  ANNOTATION_PHASE,
+  ANNOTATION_PROGRESS,
+  ANNOTATION_STATUS,
+  CONDITION_IMAGES_PULLED,
+  LABEL_ETA,
+  LABEL_PROGRESS,
+  isPhase,
+} from '../../common/contract.js';
+import type { ConditionBody, PublishedState } from './pod-progress.js';
+import { kubeTime } from './text.js';
+
+/** Content types to send the patches with. */
+export const METADATA_PATCH_TYPE = 'application/merge-patch+json';
+export const STATUS_PATCH_TYPE = 'application/strategic-merge-patch+json';
+
+/** The labels and annotations the agent owns; no other key is ever in a patch. */
+export const OWNED_LABELS: readonly string[] = [LABEL_PROGRESS, LABEL_ETA];
+export const OWNED_ANNOTATIONS: readonly string[] = [
+  ANNOTATION_PROGRESS,
+  ANNOTATION_ETA_SECONDS,
+  ANNOTATION_PHASE,
+  ANNOTATION_STATUS,
+];
+
+export interface MetadataPatch {
+  metadata: {
+    labels?: Record<string, string | null>;
+    annotations?: Record<string, string | null>;
+  };
+}
+
+/** A condition in a strategic merge patch: fields to drop are null. */
+export type ConditionPatch = { type: string } & Record<string, string | number | null>;
+
+export interface StatusPatch {
+  status: { conditions: [ConditionPatch] };
+}
+
+export interface PodPatches {
+  /** null when the labels and annotations are already as wanted. */
+  metadata: MetadataPatch | null;
+  /** null when the condition is already as wanted. */
+  status: StatusPatch | null;
+}
+
+/** What was written before, as far as the agent knows: each part may be unknown (null). */
+export interface PreviousState {
+  labels: Record<string, string>;
+  annotations: Record<string, string>;
+  condition: ConditionBody | null;
+}
+
+function pick(from: Record<string, string> | undefined, keys: readonly string[]): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const k of keys) {
+    const v = from?.[k];
+    if (v !== undefined) out[k] = v;
+  }
+  return out;
+}
+
+function asTime(v: unknown): string | null {
+  if (!(v instanceof Date) && typeof v !== 'string') return null;
+  try {
+    return kubeTime(v);
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * What the agent wrote on a pod, read back from the pod itself (after a restart, or from a
+ * watch event): only the keys it owns, and its condition. A condition it cannot read as its
+ * own counts as absent, so the next write replaces it.
+ */
+export function previousStateOf(pod: V1Pod): PreviousState {
+  const meta = pod.metadata;
+  const found = pod.status?.conditions?.find((c) => c.type === CONDITION_IMAGES_PULLED);
+  let condition: ConditionBody | null = null;
+  const reason = found?.reason;
+  const time = asTime(found?.lastTransitionTime);
+  if (found !== undefined && (found.status === 'True' || found.status === 'False') && isPhase(reason)) {
+    condition = {
+      type: CONDITION_IMAGES_PULLED,
+      status: found.status,
+      reason,
+      message: found.message ?? '',
+      lastTransitionTime: time ?? '',
+    };
+    if (found.observedGeneration !== undefined) condition.observedGeneration = found.observedGeneration;
+  }
+  return {
+    labels: pick(meta?.labels, OWNED_LABELS),
+    annotations: pick(meta?.annotations, OWNED_ANNOTATIONS),
+    condition,
+  };
+}
+
+/** The merge-patch difference of two flat string maps: changed or new keys, removed ones null. */
+function mapDiff(
+  prev: Record<string, string>,
+  next: Record<string, string>,
+): Record<string, string | null> | null {
+  const out: Record<string, string | null> = {};
+  for (const [k, v] of Object.entries(next)) if (prev[k] !== v) out[k] = v;
+  for (const k of Object.keys(prev)) if (!(k in next)) out[k] = null;
+  return Object.keys(out).length === 0 ? null : out;
+}
+
+const CONDITION_FIELDS = ['status', 'reason', 'message', 'lastTransitionTime', 'observedGeneration'] as const;
+
+function sameCondition(a: ConditionBody, b: ConditionBody): boolean {
+  return CONDITION_FIELDS.every((f) => a[f] === b[f]);
+}
+
+/**
+ * The patches from `prev` (null: nothing known, write everything) to `next`. Keys the agent
+ * does not own are never touched: `next` holds only owned keys, and `prev` is filtered.
+ */
+export function buildPatches(prev: PreviousState | PublishedState | null, next: PublishedState): PodPatches {
+  const labels = mapDiff(pick(prev?.labels, OWNED_LABELS), pick(next.labels, OWNED_LABELS));
+  const annotations = mapDiff(
+    pick(prev?.annotations, OWNED_ANNOTATIONS),
+    pick(next.annotations, OWNED_ANNOTATIONS),
+  );
+  let metadata: MetadataPatch | null = null;
+  if (labels !== null || annotations !== null) {
+    metadata = { metadata: {} };
+    if (labels !== null) metadata.metadata.labels = labels;
+    if (annotations !== null) metadata.metadata.annotations = annotations;
+  }
+
+  const before = prev?.condition ?? null;
+  let status: StatusPatch | null = null;
+  if (before === null || !sameCondition(before, next.condition)) {
+    const c: ConditionPatch = { ...next.condition };
+    // A field left out of a strategic merge patch keeps its old value: clear it explicitly.
+    if (before?.observedGeneration !== undefined && next.condition.observedGeneration === undefined) {
+      c.observedGeneration = null;
+    }
+    status = { status: { conditions: [c] } };
+  }
+  return { metadata, status };
+}

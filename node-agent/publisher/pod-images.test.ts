@@ -1,0 +1,158 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { MAX_ERROR_LENGTH } from '../../common/contract.js';
+import { podImages, type PodImages } from './pod-images.js';
+import { pod, ranStatus, waitingStatus, type PodSpecLite } from './test-helpers.js';
+
+const NGINX = 'docker.io/library/nginx:1.27';
+const BUSYBOX = 'docker.io/library/busybox:1.36';
+const LOCAL = '127.0.0.1:5000/team/app:1';
+
+const cases: { name: string; pod: PodSpecLite; want: Partial<PodImages> }[] = [
+  {
+    name: 'one container waiting: its image, normalised',
+    pod: {
+      containers: [{ name: 'web', image: 'nginx:1.27' }],
+      statuses: [waitingStatus('web', 'nginx:1.27')],
+    },
+    want: { waiting: [NGINX], failures: [] },
+  },
+  {
+    name: 'no container status yet: everything is still to come',
+    pod: {
+      init: [{ name: 'setup', image: 'busybox:1.36' }],
+      containers: [{ name: 'web', image: 'nginx:1.27' }],
+    },
+    want: { waiting: [BUSYBOX, NGINX] },
+  },
+  {
+    name: 'init containers first, then containers, each image once',
+    pod: {
+      init: [
+        { name: 'a', image: 'busybox:1.36' },
+        { name: 'b', image: 'docker.io/library/busybox:1.36' },
+      ],
+      containers: [
+        { name: 'web', image: 'nginx:1.27' },
+        { name: 'side', image: 'busybox:1.36' },
+        { name: 'app', image: LOCAL },
+      ],
+    },
+    want: { waiting: [BUSYBOX, NGINX, LOCAL] },
+  },
+  {
+    name: 'an init container that ran has its image; the main one is still waited for',
+    pod: {
+      init: [{ name: 'setup', image: 'busybox:1.36' }],
+      containers: [{ name: 'web', image: 'nginx:1.27' }],
+      initStatuses: [ranStatus('setup', BUSYBOX, 'terminated')],
+      statuses: [waitingStatus('web', 'nginx:1.27', 'PodInitializing')],
+    },
+    want: { waiting: [NGINX] },
+  },
+  {
+    name: 'an image ID on a waiting container means the image is there (crash loop)',
+    pod: {
+      containers: [{ name: 'web', image: 'nginx:1.27' }],
+      statuses: [
+        Object.assign(waitingStatus('web', 'nginx:1.27', 'CrashLoopBackOff'), { imageID: 'sha256:1' }),
+      ],
+    },
+    want: { waiting: [], failures: [] },
+  },
+  {
+    name: 'one container of two sharing an image started: the image is there',
+    pod: {
+      containers: [
+        { name: 'a', image: 'nginx:1.27' },
+        { name: 'b', image: 'nginx:1.27' },
+      ],
+      statuses: [waitingStatus('a', 'nginx:1.27'), ranStatus('b', NGINX)],
+    },
+    want: { waiting: [] },
+  },
+  {
+    name: 'a finished pod waits for nothing',
+    pod: { containers: [{ name: 'job', image: 'busybox:1.36' }], phase: 'Succeeded' },
+    want: { waiting: [] },
+  },
+  {
+    name: 'digests and registries with ports keep their form',
+    pod: {
+      containers: [
+        { name: 'a', image: `nginx@sha256:${'b'.repeat(64)}` },
+        { name: 'b', image: 'LOCALHOST_IS_NOT_A_REF' },
+      ],
+    },
+    want: { waiting: [`docker.io/library/nginx@sha256:${'b'.repeat(64)}`, 'LOCALHOST_IS_NOT_A_REF'] },
+  },
+];
+
+test('podImages: which images a pod waits for, in pull order', () => {
+  for (const c of cases) {
+    const got = podImages(pod(c.pod));
+    for (const [k, v] of Object.entries(c.want)) {
+      assert.deepEqual(got[k as keyof PodImages], v, `${c.name}: ${k}`);
+    }
+  }
+});
+
+test('podImages lists each image with its containers and where it is first needed', () => {
+  const got = podImages(
+    pod({
+      init: [{ name: 'setup', image: 'busybox:1.36' }],
+      containers: [
+        { name: 'web', image: 'nginx:1.27' },
+        { name: 'side', image: 'busybox:1.36' },
+      ],
+      initStatuses: [ranStatus('setup', BUSYBOX, 'terminated')],
+    }),
+  );
+  assert.deepEqual(got.images, [
+    { image: BUSYBOX, containers: ['setup', 'side'], init: true, present: true },
+    { image: NGINX, containers: ['web'], init: false, present: false },
+  ]);
+});
+
+test('podImages passes on the pull failures the kubelet reports', () => {
+  const long = 'x'.repeat(MAX_ERROR_LENGTH * 3);
+  const got = podImages(
+    pod({
+      init: [{ name: 'setup', image: 'busybox:nope' }],
+      containers: [
+        { name: 'web', image: 'nginx:1.27' },
+        { name: 'bad', image: 'Not A Ref' },
+        { name: 'long', image: LOCAL },
+        { name: 'ok', image: 'redis:7' },
+      ],
+      initStatuses: [
+        waitingStatus('setup', 'busybox:nope', 'ErrImagePull', 'rpc error: busybox:nope: not found'),
+      ],
+      statuses: [
+        waitingStatus('web', 'nginx:1.27', 'ImagePullBackOff'),
+        waitingStatus('bad', 'Not A Ref', 'InvalidImageName', 'Failed to apply default image tag'),
+        waitingStatus('long', LOCAL, 'ErrImagePull', long),
+        waitingStatus('ok', 'redis:7', 'ContainerCreating', 'still creating'),
+      ],
+    }),
+  );
+  assert.deepEqual(
+    got.failures.map((f) => [f.image, f.container, f.reason, f.message.length <= MAX_ERROR_LENGTH]),
+    [
+      ['docker.io/library/busybox:nope', 'setup', 'ErrImagePull', true],
+      [NGINX, 'web', 'ImagePullBackOff', true],
+      ['Not A Ref', 'bad', 'InvalidImageName', true],
+      [LOCAL, 'long', 'ErrImagePull', true],
+    ],
+  );
+  assert.equal(got.failures[0]?.message, 'rpc error: busybox:nope: not found');
+  assert.equal(got.failures[1]?.message, 'ImagePullBackOff', 'no message: the reason stands in');
+  assert.ok(got.failures[3]?.message.endsWith('…'));
+  assert.deepEqual(got.waiting, [
+    'docker.io/library/busybox:nope',
+    NGINX,
+    'Not A Ref',
+    LOCAL,
+    'docker.io/library/redis:7',
+  ]);
+});

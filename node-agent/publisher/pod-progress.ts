@@ -1,0 +1,340 @@
+// The pod-level view of a pod's image pulls, and everything the agent writes from it: the
+// labels, the annotations (with the bounded status document) and the ImagesPulled condition.
+// Pure: the tracker's per-image statuses in, plain data out; the caller keeps the percent floor
+// from one call to the next and does the writing.
+import {
+  ANNOTATION_ETA_SECONDS,
+  ANNOTATION_PHASE,
+  ANNOTATION_PROGRESS,
+  ANNOTATION_STATUS,
+  CONDITION_IMAGES_PULLED,
+  LABEL_ETA,
+  LABEL_PROGRESS,
+  MAX_ERROR_LENGTH,
+  MAX_IMAGE_REF_LENGTH,
+  MAX_MESSAGE_LENGTH,
+  MAX_STATUS_ANNOTATION_BYTES,
+  STATUS_VERSION,
+  formatDuration,
+  type ImagePullStatus,
+  type Phase,
+  type PodPullStatus,
+} from '../../common/contract.js';
+import { formatBytes, formatBytesPair, formatRate } from '../../common/format.js';
+import { kubeTime, shortImage, truncate, utf8Bytes } from './text.js';
+
+export interface PodProgressOptions {
+  /** The percent last published for this pod: the result never goes below it. */
+  floor?: number;
+  /**
+   * A pull of an image this pod does not wait for is in flight on the node. The kubelet pulls
+   * one image at a time by default, so a pod whose next image shows no pull yet is then
+   * waiting its turn (Queued), not resolving.
+   */
+  nodeBusy?: boolean;
+}
+
+/** One pod's pulls seen as a whole. */
+export interface PodProgress {
+  phase: Phase;
+  /** Integer percent of the pod's bytes to fetch; 100 only once every image is present. */
+  percent: number;
+  /** Seconds until every image is in; null when unknown (a size or the rate not known yet). */
+  etaSeconds: number | null;
+  /** Sums over the images whose size is known. */
+  bytesDone: number;
+  bytesTotal: number;
+  bytesCached: number;
+  /** Current rate of the images being fetched. */
+  bytesPerSecond: number;
+  /** The images in pull order, those waiting behind another pull marked Queued. */
+  images: ImagePullStatus[];
+  /** The image the one-line message is about: the one being pulled, or the failed one. */
+  active: ImagePullStatus | null;
+}
+
+/** The condition as the agent writes it (plain JSON for a patch body). */
+export interface ConditionBody {
+  type: string;
+  status: 'True' | 'False';
+  reason: Phase;
+  message: string;
+  /** RFC 3339 at whole seconds. */
+  lastTransitionTime: string;
+  observedGeneration?: number;
+}
+
+/** Everything the agent owns on one pod: written by patches.ts, read back from the pod there. */
+export interface PublishedState {
+  labels: Record<string, string>;
+  annotations: Record<string, string>;
+  condition: ConditionBody;
+}
+
+const isPresent = (p: Phase): boolean => p === 'Pulled' || p === 'Cached';
+const isDone = (p: Phase): boolean => isPresent(p) || p === 'Failed';
+/** No pull of the image seen yet, so its size is unknown. */
+const sizeUnknown = (p: Phase): boolean => p === 'Resolving' || p === 'Queued';
+
+function etaOf(remaining: number, rate: number): number | null {
+  if (remaining <= 0) return 0;
+  if (!(rate > 0)) return null;
+  return Math.max(1, Math.round(remaining / rate));
+}
+
+/**
+ * Percent of the pod's bytes. An image whose pull has not started yet has no known size; it
+ * counts as the mean size of the known ones, so a pod's first image does not reach 100 % on its
+ * own. When the guess was too small, percent holds (it never goes backwards) until the real
+ * figure passes it.
+ */
+function rawPercent(images: readonly ImagePullStatus[]): number {
+  let done = 0;
+  let total = 0;
+  let sized = 0;
+  let unknown = 0;
+  for (const i of images) {
+    if (sizeUnknown(i.phase)) {
+      unknown++;
+      continue;
+    }
+    done += Math.min(i.bytesDone, i.bytesTotal);
+    total += i.bytesTotal;
+    if (i.bytesTotal > 0) sized++;
+  }
+  const estimate = total + (sized === 0 ? 0 : (unknown * total) / sized);
+  if (estimate <= 0) return unknown > 0 ? 0 : 100;
+  return Math.floor((100 * done) / estimate);
+}
+
+/**
+ * The pod's view from its images' statuses (one per image, in pull order):
+ * - any image Failed → Failed;
+ * - every image Pulled or Cached → Cached if all were cached, else Pulled (no image: Cached);
+ * - an image with no pull yet while an earlier one is still coming → Queued;
+ * - an image being fetched is Stalled → Stalled;
+ * - else the phase of the first image being fetched.
+ */
+export function podProgress(
+  statuses: readonly ImagePullStatus[],
+  opts: PodProgressOptions = {},
+): PodProgress {
+  let pendingBefore = opts.nodeBusy === true;
+  const images = statuses.map((s): ImagePullStatus => {
+    if (isDone(s.phase)) return { ...s };
+    const queued = pendingBefore && s.phase === 'Resolving';
+    pendingBefore = true;
+    return queued ? { ...s, phase: 'Queued', etaSeconds: null, bytesPerSecond: 0 } : { ...s };
+  });
+  const pending = images.filter((i) => !isDone(i.phase));
+  const fetching = pending.filter((i) => i.phase !== 'Queued');
+  const failed = images.find((i) => i.phase === 'Failed');
+
+  let phase: Phase;
+  let active: ImagePullStatus | null;
+  if (failed !== undefined) {
+    phase = 'Failed';
+    active = failed;
+  } else if (pending.length === 0) {
+    phase = images.every((i) => i.phase === 'Cached') ? 'Cached' : 'Pulled';
+    active = null;
+  } else {
+    const stalled = fetching.find((i) => i.phase === 'Stalled');
+    active = stalled ?? fetching[0] ?? pending[0] ?? null;
+    phase = stalled !== undefined ? 'Stalled' : (active?.phase ?? 'Queued');
+  }
+
+  const complete = phase === 'Pulled' || phase === 'Cached';
+  const floor = Math.max(0, Math.floor(opts.floor ?? 0));
+  const percent = complete ? 100 : Math.min(99, Math.max(floor, rawPercent(images)));
+
+  const known = images.filter((i) => !sizeUnknown(i.phase));
+  const bytesPerSecond = fetching.reduce((n, i) => n + i.bytesPerSecond, 0);
+  let etaSeconds: number | null;
+  if (complete) etaSeconds = 0;
+  else if (phase === 'Failed' || pending.some((i) => sizeUnknown(i.phase))) etaSeconds = null;
+  else if (pending.length === 1) etaSeconds = pending[0]?.etaSeconds ?? null;
+  else {
+    const remaining = pending.reduce((n, i) => n + Math.max(0, i.bytesTotal - i.bytesDone), 0);
+    etaSeconds = etaOf(remaining, bytesPerSecond);
+  }
+  return {
+    phase,
+    percent,
+    etaSeconds,
+    bytesDone: known.reduce((n, i) => n + Math.min(i.bytesDone, i.bytesTotal), 0),
+    bytesTotal: known.reduce((n, i) => n + i.bytesTotal, 0),
+    bytesCached: known.reduce((n, i) => n + i.bytesCached, 0),
+    bytesPerSecond,
+    images,
+    active,
+  };
+}
+
+/** Longest image name in the message, so the figures after it always fit. */
+const MESSAGE_IMAGE_LENGTH = 120;
+
+function plural(n: number, word: string): string {
+  return `${n} ${word}${n === 1 ? '' : 's'}`;
+}
+
+/**
+ * The condition's one-line message, at most MAX_MESSAGE_LENGTH characters, e.g.
+ * `nginx:1.27 63% (42.1/67.0 MB) 5.1 MB/s ETA 5s`. Figures are the active image's.
+ */
+export function conditionMessage(p: PodProgress): string {
+  const n = p.images.length;
+  const a = p.active;
+  const name = a === null ? '' : truncate(shortImage(a.image), MESSAGE_IMAGE_LENGTH);
+  const later = a === null ? 0 : p.images.filter((i) => i !== a && !isDone(i.phase)).length;
+  const more = later > 0 ? `, then ${plural(later, 'more image')}` : '';
+  const bytes = (i: ImagePullStatus): string =>
+    i.bytesTotal > 0 ? ` (${formatBytesPair(i.bytesDone, i.bytesTotal)})` : '';
+  let text: string;
+  if (p.phase === 'Pulled') {
+    const what = n === 1 && p.images[0] !== undefined ? shortImage(p.images[0].image) : plural(n, 'image');
+    const cached = p.bytesCached > 0 ? `, ${formatBytes(p.bytesCached)} already present` : '';
+    text = `${truncate(what, MESSAGE_IMAGE_LENGTH)} pulled: ${formatBytes(p.bytesTotal)} fetched${cached}`;
+  } else if (p.phase === 'Cached') {
+    const only = p.images[0];
+    text =
+      n === 1 && only !== undefined
+        ? `${truncate(shortImage(only.image), MESSAGE_IMAGE_LENGTH)} already present on the node`
+        : n === 0
+          ? 'no image to pull'
+          : `all ${plural(n, 'image')} already present on the node`;
+  } else if (a === null) {
+    text = p.phase;
+  } else if (p.phase === 'Failed') {
+    text = `${name} failed: ${a.error ?? 'the pull did not complete'}`;
+  } else if (p.phase === 'Queued') {
+    text = `${name} queued behind another pull on the node${more}`;
+  } else if (p.phase === 'Resolving') {
+    text = `${name} resolving${more}`;
+  } else if (p.phase === 'Unpacking') {
+    text = `${name} unpacking (${formatBytes(a.bytesTotal + a.bytesCached)})${more}`;
+  } else if (p.phase === 'Stalled') {
+    text = `${name} ${a.percent}%${bytes(a)} stalled: no bytes arriving${more}`;
+  } else {
+    const rate = a.bytesPerSecond > 0 ? ` ${formatRate(a.bytesPerSecond)}` : '';
+    const eta = a.etaSeconds === null ? '' : ` ETA ${formatDuration(a.etaSeconds)}`;
+    text = `${name} ${a.percent}%${bytes(a)}${rate}${eta}${more}`;
+  }
+  return truncate(text, MAX_MESSAGE_LENGTH);
+}
+
+/** Errors are cut to this length first when the status document is too large. */
+const SHORT_ERROR_LENGTH = 64;
+
+function clip(i: ImagePullStatus, errorLength: number): ImagePullStatus {
+  return {
+    ...i,
+    image: truncate(i.image, MAX_IMAGE_REF_LENGTH),
+    error: i.error === null ? null : truncate(i.error, errorLength),
+  };
+}
+
+/** Which images to leave out first: finished ones, then queued, then from the end. */
+function dropRank(i: ImagePullStatus, isActive: boolean): number {
+  if (isActive) return 0;
+  if (isPresent(i.phase)) return 3;
+  if (sizeUnknown(i.phase)) return 2;
+  return 1;
+}
+
+/**
+ * The document cut to at most `maxBytes` of UTF-8 JSON: image references and errors at their
+ * bounds; then shorter errors; then images left out (counted in `imagesOmitted`), finished ones
+ * first, then queued ones, keeping the image being pulled or the failed one to the last.
+ */
+export function boundStatus(doc: PodPullStatus, maxBytes = MAX_STATUS_ANNOTATION_BYTES): PodPullStatus {
+  const size = (d: PodPullStatus): number => utf8Bytes(JSON.stringify(d));
+  const { imagesOmitted: _omitted, ...base } = doc;
+  const omittedBefore = doc.imagesOmitted ?? 0;
+  const withImages = (images: ImagePullStatus[], omitted: number): PodPullStatus =>
+    omitted > 0 ? { ...base, images, imagesOmitted: omitted } : { ...base, images };
+
+  let images = doc.images.map((i) => clip(i, MAX_ERROR_LENGTH));
+  let out = withImages(images, omittedBefore);
+  if (size(out) <= maxBytes) return out;
+  images = images.map((i) => clip(i, SHORT_ERROR_LENGTH));
+  out = withImages(images, omittedBefore);
+  if (size(out) <= maxBytes) return out;
+
+  const activeIndex = images.findIndex((i) => !isPresent(i.phase) && !sizeUnknown(i.phase));
+  const order = images
+    .map((img, index) => ({ index, rank: dropRank(img, index === activeIndex) }))
+    .sort((x, y) => y.rank - x.rank || y.index - x.index);
+  const bytes = images.map((i) => utf8Bytes(JSON.stringify(i)));
+  const kept = new Set(images.map((_, i) => i));
+  let sum = bytes.reduce((n, b) => n + b, 0);
+  const estimate = (): number => {
+    const shell = utf8Bytes(JSON.stringify(withImages([], omittedBefore + images.length - kept.size)));
+    return shell + sum + Math.max(0, kept.size - 1);
+  };
+  for (const { index } of order) {
+    if (estimate() <= maxBytes) break;
+    kept.delete(index);
+    sum -= bytes[index] ?? 0;
+  }
+  out = withImages(
+    images.filter((_, i) => kept.has(i)),
+    omittedBefore + images.length - kept.size,
+  );
+  return out;
+}
+
+/** The status document for the annotation, already bounded. */
+export function statusDocument(p: PodProgress, now: Date): PodPullStatus {
+  return boundStatus({
+    version: STATUS_VERSION,
+    phase: p.phase,
+    percent: p.percent,
+    etaSeconds: p.etaSeconds,
+    updatedAt: now.toISOString(),
+    images: p.images,
+  });
+}
+
+export interface PublishOptions {
+  now: Date;
+  /** The pod's metadata.generation; when given, the condition's observedGeneration. */
+  generation?: number;
+  /** The condition now on the pod: its lastTransitionTime is kept unless the status flips. */
+  previous?: Pick<ConditionBody, 'status' | 'lastTransitionTime'> | null;
+}
+
+/** The ImagesPulled condition for this view. */
+export function imagesPulledCondition(p: PodProgress, opts: PublishOptions): ConditionBody {
+  const status = p.phase === 'Pulled' || p.phase === 'Cached' ? 'True' : 'False';
+  const prev = opts.previous;
+  const keep = prev !== undefined && prev !== null && prev.status.toLowerCase() === status.toLowerCase();
+  const c: ConditionBody = {
+    type: CONDITION_IMAGES_PULLED,
+    status,
+    reason: p.phase,
+    message: conditionMessage(p),
+    lastTransitionTime: keep ? prev.lastTransitionTime : kubeTime(opts.now),
+  };
+  if (opts.generation !== undefined) c.observedGeneration = opts.generation;
+  return c;
+}
+
+/**
+ * Everything to publish for this view: labels (progress, eta), annotations (progress,
+ * eta-seconds, phase, status) and the condition. ETA keys are absent when the ETA is unknown.
+ */
+export function publishedState(p: PodProgress, opts: PublishOptions): PublishedState {
+  const percent = String(p.percent);
+  const labels: Record<string, string> = { [LABEL_PROGRESS]: percent };
+  const annotations: Record<string, string> = {
+    [ANNOTATION_PROGRESS]: percent,
+    [ANNOTATION_PHASE]: p.phase,
+    [ANNOTATION_STATUS]: JSON.stringify(statusDocument(p, opts.now)),
+  };
+  if (p.etaSeconds !== null) {
+    labels[LABEL_ETA] = formatDuration(p.etaSeconds);
+    annotations[ANNOTATION_ETA_SECONDS] = String(Math.max(0, Math.round(p.etaSeconds)));
+  }
+  return { labels, annotations, condition: imagesPulledCondition(p, opts) };
+}
