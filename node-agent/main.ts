@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // pulltrace-node-agent: follows the image pulls on this node (DaemonSet), or with `pulls`
 // prints them once or live (a debugging command for a node).
+import { KubeConfig } from '@kubernetes/client-node';
 import { Command, CommanderError } from 'commander';
 import { errorMessage } from '../common/errors.js';
 import { createLogger } from '../common/logging.js';
@@ -8,6 +9,8 @@ import { startMetricsServer } from '../common/metrics-server.js';
 import { addAgentOptions, addPullsOptions, agentConfig, pullsConfig, type AgentConfig } from './config.js';
 import { GrpcContainerdSource } from './containerd/grpc-client.js';
 import { createAgentMetrics } from './metrics.js';
+import { KubePodWriter, watchNodePods } from './publisher/kube-writer.js';
+import { Publisher } from './publisher/publisher.js';
 import { runPulls } from './pulls.js';
 import { PullTracker } from './tracker/tracker.js';
 
@@ -54,17 +57,67 @@ async function runAgent(config: AgentConfig): Promise<void> {
     }
   });
   tracker.start();
+
+  const kc = new KubeConfig();
+  if (config.kubeconfig === '') kc.loadFromCluster();
+  else kc.loadFromFile(config.kubeconfig);
+  const publisher = new Publisher({
+    nodeName: config.nodeName,
+    tracker,
+    writer: new KubePodWriter(kc),
+    stallAfterMs: config.stallAfterMs,
+    slowRate: config.slowRate,
+    minPatchIntervalMs: config.minPatchIntervalMs,
+    apiQps: config.apiQps,
+    apiBurst: config.apiBurst,
+    maxWritesPerPull: config.maxWritesPerPull,
+    logger: logger.child({ component: 'publisher' }),
+  });
+  let watching = false;
+  const watch = watchNodePods(kc, config.nodeName, {
+    onPod: (p) => {
+      watching = true;
+      publisher.onPod(p);
+    },
+    onDelete: (p) => {
+      publisher.onDelete(p);
+    },
+    onError: (err) => {
+      watching = false;
+      logger.warn({ err }, 'pod watch failed; restarting it');
+      setTimeout(() => {
+        watch.start().catch((e: unknown) => {
+          logger.warn({ err: e }, 'pod watch restart failed');
+        });
+      }, 1000).unref();
+    },
+  });
+  await watch.start().then(
+    () => {
+      watching = true;
+    },
+    (err: unknown) => {
+      logger.warn({ err }, 'pod watch did not start; retrying');
+      setTimeout(() => void watch.start().catch(() => undefined), 1000).unref();
+    },
+  );
+  publisher.start();
   let closing = false;
   const side = await startMetricsServer({
     listen: config.metricsListen,
     registry: createAgentMetrics(tracker, { processMetrics: true }),
-    notReady: () =>
-      closing ? 'shutting down' : tracker.lastError === null ? null : `containerd: ${tracker.lastError}`,
+    notReady: () => {
+      if (closing) return 'shutting down';
+      if (tracker.lastError !== null) return `containerd: ${tracker.lastError}`;
+      return watching ? null : 'not watching pods';
+    },
     logger,
   });
   logger.info({ node: config.nodeName, containerd: config.containerdAddress }, 'following image pulls');
   await interrupted();
   closing = true;
+  await watch.stop();
+  await publisher.stop();
   tracker.stop();
   source.close();
   await side.close();

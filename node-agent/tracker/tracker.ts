@@ -96,6 +96,8 @@ interface Expectation {
   since: number;
   /** Why the pull failed as the kubelet reports it (ErrImagePull), or null. */
   failed: string | null;
+  /** When fail() was last called: a pull that starts after it is a retry, and clears it. */
+  failedAt: number;
   /** The image record exists with no pull seen for it: when it was found, and its size. */
   presentAt: number | null;
   presentSize: number;
@@ -221,6 +223,7 @@ export class PullTracker {
         name,
         since: this.now(),
         failed: null,
+        failedAt: 0,
         presentAt: null,
         presentSize: 0,
         presentPhase: 'Cached',
@@ -241,7 +244,11 @@ export class PullTracker {
    */
   fail(image: string, message: string): void {
     const e = this.expected.get(this.expect(image));
-    if (e !== undefined) e.failed = message.slice(0, MAX_ERROR_LENGTH);
+    if (e === undefined) return;
+    // The kubelet keeps reporting the old failure while it retries: a pull started since the
+    // first report is that retry, so a repeated report does not hide it.
+    if (e.failed === null) e.failedAt = this.now();
+    e.failed = message.slice(0, MAX_ERROR_LENGTH);
   }
 
   /** The status of an expected image under the name the pod gave, or null if not expected. */
@@ -268,7 +275,8 @@ export class PullTracker {
             error: null,
           }
         : { ...p.status, image: e.name };
-    if (e.failed !== null && base.phase !== 'Pulled' && base.phase !== 'Cached') {
+    const retried = p !== undefined && p.startedAt > e.failedAt && p.phase !== 'Failed';
+    if (e.failed !== null && !retried && base.phase !== 'Pulled' && base.phase !== 'Cached') {
       return { ...base, phase: 'Failed', etaSeconds: null, bytesPerSecond: 0, error: e.failed };
     }
     return base;

@@ -1,0 +1,122 @@
+// The publisher's edge to the API server: the three writes it makes (metadata patch, status
+// patch, event) and the pod watch, over @kubernetes/client-node. Errors come back classified so
+// the publisher decides: gone (404), retry after a delay (409, 429 with Retry-After, 5xx,
+// network), or give up on this write (other 4xx: a bug; logged).
+import {
+  ApiException,
+  CoreV1Api,
+  KubeConfig,
+  ListWatch,
+  PatchStrategy,
+  Watch,
+  setHeaderOptions,
+  type CoreV1Event,
+  type V1Pod,
+} from '@kubernetes/client-node';
+import { LABEL_TRACKED } from '../../common/contract.js';
+import { errorMessage } from '../../common/errors.js';
+import type { MetadataPatch, StatusPatch } from './patches.js';
+
+export type WriteError =
+  { kind: 'gone' } | { kind: 'retry'; afterMs: number; message: string } | { kind: 'fatal'; message: string };
+
+/** What the publisher needs from the API (a fake implements it in unit tests). */
+export interface PodWriter {
+  patchMetadata(namespace: string, name: string, patch: MetadataPatch): Promise<V1Pod>;
+  patchStatus(namespace: string, name: string, patch: StatusPatch): Promise<V1Pod>;
+  createEvent(namespace: string, body: CoreV1Event): Promise<void>;
+}
+
+export interface PodWatch {
+  start(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+export interface PodWatchHandlers {
+  onPod(pod: V1Pod): void;
+  onDelete(pod: V1Pod): void;
+  onError(err: unknown): void;
+}
+
+const MERGE = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
+const STRATEGIC = setHeaderOptions('Content-Type', PatchStrategy.StrategicMergePatch);
+
+/** Turns a failed API call into what to do about it. */
+export function classify(err: unknown): WriteError {
+  if (err instanceof ApiException) {
+    const code = (err as ApiException<unknown>).code;
+    const headers = (err as ApiException<unknown>).headers;
+    const message = `HTTP ${code}: ${errorMessage(err).slice(0, 300)}`;
+    if (code === 404) return { kind: 'gone' };
+    if (code === 409) return { kind: 'retry', afterMs: 200, message };
+    if (code === 429) {
+      const retryAfter = Number(headers['retry-after'] ?? headers['Retry-After']);
+      return {
+        kind: 'retry',
+        afterMs: Number.isFinite(retryAfter) ? Math.max(1, retryAfter) * 1000 : 1000,
+        message,
+      };
+    }
+    if (code >= 500) return { kind: 'retry', afterMs: 1000, message };
+    return { kind: 'fatal', message };
+  }
+  return { kind: 'retry', afterMs: 1000, message: errorMessage(err) };
+}
+
+export class KubePodWriter implements PodWriter {
+  private readonly api: CoreV1Api;
+
+  constructor(kc: KubeConfig) {
+    this.api = kc.makeApiClient(CoreV1Api);
+  }
+
+  patchMetadata(namespace: string, name: string, patch: MetadataPatch): Promise<V1Pod> {
+    return this.api.patchNamespacedPod({ name, namespace, body: patch, fieldManager: 'pulltrace' }, MERGE);
+  }
+
+  patchStatus(namespace: string, name: string, patch: StatusPatch): Promise<V1Pod> {
+    return this.api.patchNamespacedPodStatus(
+      { name, namespace, body: patch, fieldManager: 'pulltrace' },
+      STRATEGIC,
+    );
+  }
+
+  async createEvent(namespace: string, body: CoreV1Event): Promise<void> {
+    await this.api.createNamespacedEvent({ namespace, body });
+  }
+}
+
+/**
+ * Watches the tracked pods on one node: fieldSelector spec.nodeName, labelSelector
+ * pulltrace.io/tracked=true. client-node's ListWatch lists, then watches from the list's
+ * resourceVersion, and lists again after a 410 Gone.
+ */
+export function watchNodePods(kc: KubeConfig, nodeName: string, h: PodWatchHandlers): PodWatch {
+  const api = kc.makeApiClient(CoreV1Api);
+  const fieldSelector = `spec.nodeName=${nodeName}`;
+  const labelSelector = `${LABEL_TRACKED}=true`;
+  const lw = new ListWatch<V1Pod>(
+    '/api/v1/pods',
+    new Watch(kc),
+    () => api.listPodForAllNamespaces({ fieldSelector, labelSelector }),
+    false,
+    labelSelector,
+    fieldSelector,
+  );
+  lw.on('add', (p) => {
+    h.onPod(p);
+  });
+  lw.on('update', (p) => {
+    h.onPod(p);
+  });
+  lw.on('delete', (p) => {
+    h.onDelete(p);
+  });
+  lw.on('error', (err) => {
+    h.onError(err);
+  });
+  return {
+    start: () => lw.start(),
+    stop: () => lw.stop(),
+  };
+}

@@ -1,0 +1,324 @@
+// Puts the tracker's view on the pods that wait for the images: the thin, stateful shell around
+// the pure core (pod-images, pod-progress, patches, budget, events). For each tracked pod on
+// the node it registers the pod's images with the tracker, computes the pod's view whenever
+// the pod or a pull changes, and writes it when the budget allows: labels + annotations in one
+// merge patch, the condition in one strategic merge patch of pods/status, and events.
+// Once a pod's final state is written (all images in, or Failed) it writes nothing more to it.
+// On start-up it reads back what an earlier run wrote (previousStateOf), so a pod left showing
+// "Downloading" whose images are in gets its final state, and nothing is written twice.
+import type { V1Pod } from '@kubernetes/client-node';
+import { ANNOTATION_PROGRESS, type ImagePullStatus } from '../../common/contract.js';
+import { errorMessage } from '../../common/errors.js';
+import type { Logger } from '../../common/logging.js';
+import { silentLogger } from '../../common/logging.js';
+import type { TrackerSnapshot } from '../tracker/types.js';
+import { WriteBudget, isFinal, type BudgetOptions } from './budget.js';
+import { emptyEventMemory, eventBody, eventTransitions, type EventMemory, type PodEvent } from './events.js';
+import { classify, type PodWriter } from './kube-writer.js';
+import { buildPatches, previousStateOf, type PreviousState } from './patches.js';
+import { podImages } from './pod-images.js';
+import { podProgress, publishedState, type PublishedState } from './pod-progress.js';
+
+/** What the publisher needs of the tracker. */
+export interface PullView {
+  expect(image: string): string;
+  unexpect(image: string): void;
+  fail(image: string, message: string): void;
+  statusOf(image: string): ImagePullStatus | null;
+  snapshot(): TrackerSnapshot;
+  onChange(cb: (s: TrackerSnapshot) => void): () => void;
+}
+
+export interface PublisherOptions extends BudgetOptions {
+  nodeName: string;
+  tracker: PullView;
+  writer: PodWriter;
+  stallAfterMs: number;
+  slowRate: number;
+  clock?: () => number;
+  logger?: Logger;
+  /** How often due pods are looked at (default 250 ms). */
+  tickMs?: number;
+}
+
+interface PodEntry {
+  key: string;
+  pod: V1Pod;
+  images: string[];
+  prev: PreviousState | PublishedState | null;
+  floor: number;
+  memory: EventMemory;
+  /** Do not write before this time (budget, back-off). */
+  notBefore: number;
+  dirty: boolean;
+  /** Final state written: nothing more to do. */
+  done: boolean;
+  /** Events due but not yet sent (waiting for tokens). */
+  pendingEvents: PodEvent[];
+  eventSeq: number;
+}
+
+const key = (p: V1Pod): string => `${p.metadata?.namespace ?? ''}/${p.metadata?.name ?? ''}`;
+
+export class Publisher {
+  private readonly pods = new Map<string, PodEntry>();
+  private readonly budget: WriteBudget;
+  private readonly now: () => number;
+  private readonly log: Logger;
+  private timer: NodeJS.Timeout | null = null;
+  private busy: Promise<void> | null = null;
+  private offChange: (() => void) | null = null;
+  /** Writes made, by kind: for metrics and tests. */
+  readonly counts = { metadata: 0, status: 0, events: 0, retries: 0, gone: 0, errors: 0 };
+
+  constructor(private readonly o: PublisherOptions) {
+    this.budget = new WriteBudget(o);
+    this.now = o.clock ?? Date.now;
+    this.log = o.logger ?? silentLogger();
+  }
+
+  start(): void {
+    this.offChange = this.o.tracker.onChange(() => {
+      for (const e of this.pods.values()) e.dirty = true;
+      this.kick();
+    });
+    const tick = () => {
+      this.kick();
+      this.timer = setTimeout(tick, this.o.tickMs ?? 250);
+    };
+    tick();
+  }
+
+  async stop(): Promise<void> {
+    if (this.timer !== null) clearTimeout(this.timer);
+    this.timer = null;
+    this.offChange?.();
+    await this.busy;
+  }
+
+  /** A pod was added or changed (from the watch). */
+  onPod(pod: V1Pod): void {
+    const k = key(pod);
+    let e = this.pods.get(k);
+    if (e === undefined) {
+      e = {
+        key: k,
+        pod,
+        images: [],
+        prev: previousStateOf(pod),
+        floor: 0,
+        memory: emptyEventMemory(),
+        notBefore: 0,
+        dirty: true,
+        done: false,
+        pendingEvents: [],
+        eventSeq: 0,
+      };
+      // What an earlier run published: percent never goes back below it.
+      const written = Number(e.prev?.annotations[ANNOTATION_PROGRESS]);
+      if (Number.isFinite(written)) e.floor = written;
+      this.pods.set(k, e);
+    }
+    e.pod = pod;
+    const pi = podImages(pod);
+    const names = pi.images.map((i) => this.o.tracker.expect(i.image));
+    for (const old of e.images) if (!names.includes(old)) this.release(old, k);
+    e.images = names;
+    for (const f of pi.failures) this.o.tracker.fail(f.image, `${f.reason}: ${f.message}`);
+    e.dirty = true;
+    this.kick();
+  }
+
+  /** A pod was deleted: forget it (its images stay expected while other pods want them). */
+  onDelete(pod: V1Pod): void {
+    const k = key(pod);
+    const e = this.pods.get(k);
+    if (e === undefined) return;
+    this.pods.delete(k);
+    this.budget.forget(k);
+    for (const img of e.images) this.release(img, k);
+  }
+
+  /** Pods followed and not yet finished (for metrics and tests). */
+  active(): number {
+    let n = 0;
+    for (const e of this.pods.values()) if (!e.done) n++;
+    return n;
+  }
+
+  private release(image: string, except: string): void {
+    for (const [k, e] of this.pods) if (k !== except && !e.done && e.images.includes(image)) return;
+    this.o.tracker.unexpect(image);
+  }
+
+  /** One pass now (or the one in progress): for tests and shutdown. */
+  async runOnce(): Promise<void> {
+    if (this.busy === null) this.kick();
+    await this.busy;
+  }
+
+  private kick(): void {
+    if (this.busy !== null) return;
+    this.busy = this.pass()
+      .catch((err: unknown) => {
+        this.log.error({ err }, 'publisher pass failed');
+      })
+      .finally(() => {
+        this.busy = null;
+      });
+  }
+
+  /** Looks at every pod that changed or whose wait is over, in turn. */
+  private async pass(): Promise<void> {
+    const snap = this.o.tracker.snapshot();
+    const inFlight = snap.pulls.filter((p) => p.status.finishedAt === null && p.status.phase !== 'Failed');
+    const slow = new Set(snap.pulls.filter((p) => p.slow).map((p) => p.status.image));
+    for (const e of [...this.pods.values()]) {
+      const now = this.now();
+      if (e.done && e.pendingEvents.length === 0) continue;
+      if (now < e.notBefore || (!e.dirty && e.pendingEvents.length === 0)) continue;
+      await this.sendEvents(e, now);
+      if (e.done) continue;
+      await this.publish(e, inFlight.length > 0, slow, now);
+    }
+  }
+
+  private statuses(e: PodEntry): ImagePullStatus[] {
+    return e.images.map(
+      (img) =>
+        this.o.tracker.statusOf(img) ?? {
+          image: img,
+          phase: 'Resolving',
+          percent: 0,
+          bytesDone: 0,
+          bytesTotal: 0,
+          bytesCached: 0,
+          layersDone: 0,
+          layersTotal: 0,
+          bytesPerSecond: 0,
+          etaSeconds: null,
+          startedAt: null,
+          finishedAt: null,
+          error: null,
+        },
+    );
+  }
+
+  private async publish(
+    e: PodEntry,
+    anyInFlight: boolean,
+    slowNames: Set<string>,
+    now: number,
+  ): Promise<void> {
+    e.dirty = false;
+    if (e.images.length === 0) return;
+    const statuses = this.statuses(e);
+    const fetching = statuses.some((s) => ['Downloading', 'Unpacking', 'Stalled'].includes(s.phase));
+    const progress = podProgress(statuses, { floor: e.floor, nodeBusy: anyInFlight && !fetching });
+    const prevCondition = e.prev?.condition ?? null;
+    const state = publishedState(progress, {
+      now: new Date(now),
+      previous: prevCondition,
+      ...(e.pod.metadata?.generation === undefined ? {} : { generation: e.pod.metadata.generation }),
+    });
+    const patches = buildPatches(e.prev, state);
+    const cost = (patches.metadata === null ? 0 : 1) + (patches.status === null ? 0 : 1);
+    if (cost === 0) {
+      if (isFinal(progress.phase)) e.done = true;
+      return;
+    }
+    const offer = this.budget.offer(e.key, progress, now, cost);
+    if (offer.decision === 'skip') return;
+    if (offer.decision === 'later') {
+      e.notBefore = offer.at;
+      e.dirty = true;
+      return;
+    }
+    const ns = e.pod.metadata?.namespace ?? 'default';
+    const name = e.pod.metadata?.name ?? '';
+    try {
+      if (patches.metadata !== null) {
+        await this.o.writer.patchMetadata(ns, name, patches.metadata);
+        this.counts.metadata++;
+      }
+      if (patches.status !== null) {
+        await this.o.writer.patchStatus(ns, name, patches.status);
+        this.counts.status++;
+      }
+    } catch (err) {
+      this.failed(e, err, now);
+      return;
+    }
+    this.budget.written(e.key, progress, now);
+    e.prev = state;
+    e.floor = progress.percent;
+    const slowImages = new Set(progress.images.filter((i) => slowNames.has(i.image)).map((i) => i.image));
+    const t = eventTransitions(e.memory, progress, {
+      stallAfterMs: this.o.stallAfterMs,
+      slowRate: this.o.slowRate,
+      slowImages,
+    });
+    e.memory = t.memory;
+    e.pendingEvents.push(...t.events);
+    await this.sendEvents(e, now);
+    if (isFinal(progress.phase)) {
+      e.done = true;
+      this.log.info({ pod: e.key, phase: progress.phase }, 'final state written');
+    }
+  }
+
+  private failed(e: PodEntry, err: unknown, now: number): void {
+    const c = classify(err);
+    if (c.kind === 'gone') {
+      this.counts.gone++;
+      this.log.info({ pod: e.key }, 'pod gone; forgetting it');
+      this.onDelete(e.pod);
+      return;
+    }
+    if (c.kind === 'retry') {
+      this.counts.retries++;
+      e.notBefore = now + c.afterMs;
+      e.dirty = true;
+      this.log.warn({ pod: e.key, err: c.message, retryInMs: c.afterMs }, 'write failed; retrying');
+      return;
+    }
+    this.counts.errors++;
+    // A 4xx other than 404/409/429 is a bug on our side: do not hammer, but try again later.
+    e.notBefore = now + 30_000;
+    e.dirty = true;
+    this.log.error({ pod: e.key, err: c.message }, 'write rejected');
+  }
+
+  private async sendEvents(e: PodEntry, now: number): Promise<void> {
+    while (e.pendingEvents.length > 0) {
+      const ev = e.pendingEvents[0];
+      if (ev === undefined) break;
+      const got = this.budget.acquire(`${e.key}#event`, now);
+      if (!got.ok) {
+        e.notBefore = Math.max(e.notBefore, got.at);
+        return;
+      }
+      const uid = e.pod.metadata?.uid ?? '';
+      const ns = e.pod.metadata?.namespace ?? 'default';
+      const body = eventBody(
+        ev,
+        { namespace: ns, name: e.pod.metadata?.name ?? '', uid },
+        { node: this.o.nodeName, now: new Date(now), seq: e.eventSeq++ },
+      );
+      try {
+        await this.o.writer.createEvent(ns, body);
+        this.counts.events++;
+        e.pendingEvents.shift();
+      } catch (err) {
+        const c = classify(err);
+        if (c.kind === 'retry') {
+          e.notBefore = now + c.afterMs;
+          return;
+        }
+        // Gone or rejected: an event is not worth more tries.
+        this.log.warn({ pod: e.key, err: errorMessage(err) }, 'event not recorded');
+        e.pendingEvents.shift();
+      }
+    }
+  }
+}
