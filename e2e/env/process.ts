@@ -5,6 +5,8 @@ import { openSync, closeSync, readFileSync, existsSync } from 'node:fs';
 
 export interface Service {
   child: ChildProcess;
+  /** Why the process could not be started at all (e.g. ENOENT: not installed), or null. */
+  spawnError(): Error | null;
   logFile: string;
   /** SIGTERM, then SIGKILL after `graceMs`; resolves when the process is gone. */
   stop(graceMs?: number): Promise<void>;
@@ -19,6 +21,10 @@ export function startService(cmd: string, args: string[], logFile: string, env?:
   const fd = openSync(logFile, 'a');
   const child = spawn(cmd, args, { stdio: ['ignore', fd, fd], env: env ?? process.env });
   closeSync(fd);
+  let spawnError: Error | null = null;
+  child.once('error', (err) => {
+    spawnError = err;
+  });
   const exited = new Promise<void>((resolve) => {
     if (child.exitCode !== null || child.signalCode !== null) resolve();
     child.once('exit', () => resolve());
@@ -27,6 +33,7 @@ export function startService(cmd: string, args: string[], logFile: string, env?:
   return {
     child,
     logFile,
+    spawnError: () => spawnError,
     async stop(graceMs = 5000) {
       if (child.exitCode !== null || child.signalCode !== null) return;
       child.kill('SIGTERM');
@@ -46,6 +53,10 @@ export async function waitReady(
 ): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
+    const cannot = svc.spawnError();
+    if (cannot !== null) {
+      throw new Error(`${name} could not be started: ${cannot.message} (is it installed? bash e2e/env/install.sh)`);
+    }
     if (svc.child.exitCode !== null || svc.child.signalCode !== null) {
       throw new Error(
         `${name} exited while starting (code ${svc.child.exitCode}); log ${svc.logFile}:\n${logTail(svc.logFile)}`,
