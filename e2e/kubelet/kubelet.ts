@@ -283,12 +283,15 @@ export class KubeletStandIn {
     const gates = (w.pod.spec?.readinessGates ?? []).map((g) => g.conditionType);
     const have = new Map((w.pod.status?.conditions ?? []).map((c) => [c.type, c.status]));
     const gatesOk = gates.every((g) => have.get(g) === 'True');
+    // reason/message null: a strategic merge patch keeps fields it does not mention, and the
+    // kubelet clears the "not ready" reason when a condition turns True.
+    const cleared = { reason: null, message: null } as unknown as Pick<V1PodCondition, 'reason' | 'message'>;
     const conditions: V1PodCondition[] = [
       { type: 'PodScheduled', status: 'True', lastTransitionTime: t },
-      { type: 'Initialized', status: 'True', lastTransitionTime: t },
-      { type: 'ContainersReady', status: 'True', lastTransitionTime: t },
+      { type: 'Initialized', status: 'True', lastTransitionTime: t, ...cleared },
+      { type: 'ContainersReady', status: 'True', lastTransitionTime: t, ...cleared },
       gatesOk
-        ? { type: 'Ready', status: 'True', lastTransitionTime: t }
+        ? { type: 'Ready', status: 'True', lastTransitionTime: t, ...cleared }
         : {
             type: 'Ready',
             status: 'False',
