@@ -3,16 +3,17 @@
 // the node it registers the pod's images with the tracker, computes the pod's view whenever
 // the pod or a pull changes, and writes it when the budget allows: labels + annotations in one
 // merge patch, the condition in one strategic merge patch of pods/status, and events.
-// Once a pod's final state is written (all images in, or Failed) it writes nothing more to it.
+// Once a pod's final state is written (all images in) it writes nothing more to it; after a
+// failure it keeps following the pod, since the kubelet retries the pull.
 // On start-up it reads back what an earlier run wrote (previousStateOf), so a pod left showing
 // "Downloading" whose images are in gets its final state, and nothing is written twice.
 import type { V1Pod } from '@kubernetes/client-node';
-import { ANNOTATION_PROGRESS, type ImagePullStatus } from '../../common/contract.js';
+import { ANNOTATION_PROGRESS, type ImagePullStatus, type Phase } from '../../common/contract.js';
 import { errorMessage } from '../../common/errors.js';
 import type { Logger } from '../../common/logging.js';
 import { silentLogger } from '../../common/logging.js';
 import type { TrackerSnapshot } from '../tracker/types.js';
-import { WriteBudget, isFinal, type BudgetOptions } from './budget.js';
+import { WriteBudget, type BudgetOptions } from './budget.js';
 import { emptyEventMemory, eventBody, eventTransitions, type EventMemory, type PodEvent } from './events.js';
 import { classify, type PodWriter } from './kube-writer.js';
 import { buildPatches, previousStateOf, type PreviousState } from './patches.js';
@@ -51,12 +52,18 @@ interface PodEntry {
   /** Do not write before this time (budget, back-off). */
   notBefore: number;
   dirty: boolean;
-  /** Final state written: nothing more to do. */
+  /** Every image in and written: nothing more to do. */
   done: boolean;
   /** Events due but not yet sent (waiting for tokens). */
   pendingEvents: PodEvent[];
   eventSeq: number;
 }
+
+/**
+ * Every image of the pod is in: the agent writes nothing more to it. Failed is final for the pull
+ * but not for the pod: the kubelet retries with back-off, and the retry is followed.
+ */
+const complete = (p: Phase): boolean => p === 'Pulled' || p === 'Cached';
 
 const key = (p: V1Pod): string => `${p.metadata?.namespace ?? ''}/${p.metadata?.name ?? ''}`;
 
@@ -75,13 +82,15 @@ export class Publisher {
     this.budget = new WriteBudget(o);
     this.now = o.clock ?? Date.now;
     this.log = o.logger ?? silentLogger();
+    // Listen from the start, not from start(): pods come from the watch before start() is
+    // called, and runOnce() (tests, shutdown) must see the pulls that moved meanwhile.
+    this.offChange = o.tracker.onChange(() => {
+      for (const e of this.pods.values()) e.dirty = true;
+      if (this.timer !== null) this.kick();
+    });
   }
 
   start(): void {
-    this.offChange = this.o.tracker.onChange(() => {
-      for (const e of this.pods.values()) e.dirty = true;
-      this.kick();
-    });
     const tick = () => {
       this.kick();
       this.timer = setTimeout(tick, this.o.tickMs ?? 250);
@@ -93,12 +102,14 @@ export class Publisher {
     if (this.timer !== null) clearTimeout(this.timer);
     this.timer = null;
     this.offChange?.();
+    this.offChange = null;
     await this.busy;
   }
 
   /** A pod was added or changed (from the watch). */
   onPod(pod: V1Pod): void {
     const k = key(pod);
+    const pi = podImages(pod);
     let e = this.pods.get(k);
     if (e === undefined) {
       e = {
@@ -114,13 +125,23 @@ export class Publisher {
         pendingEvents: [],
         eventSeq: 0,
       };
-      // What an earlier run published: percent never goes back below it.
+      const finished = e.prev?.condition?.status === 'True';
+      // What an earlier run published for a pull in progress: percent never goes back below it.
       const written = Number(e.prev?.annotations[ANNOTATION_PROGRESS]);
-      if (Number.isFinite(written)) e.floor = written;
+      if (Number.isFinite(written) && !finished) e.floor = written;
+      // An earlier run wrote the final state and the kubelet has every image: nothing to do
+      // (following its images again would rewrite it as Cached and repeat the summary event).
+      if (finished && pi.waiting.length === 0) e.done = true;
       this.pods.set(k, e);
     }
     e.pod = pod;
-    const pi = podImages(pod);
+    if (e.done) {
+      // A finished pod is looked at again only when it waits for an image it did not have
+      // (its spec changed): that is a new pull, from 0 %.
+      if (pi.waiting.every((img) => e.images.includes(img))) return;
+      e.done = false;
+      e.floor = 0;
+    }
     const names = pi.images.map((i) => this.o.tracker.expect(i.image));
     for (const old of e.images) if (!names.includes(old)) this.release(old, k);
     e.images = names;
@@ -216,15 +237,14 @@ export class Publisher {
     const fetching = statuses.some((s) => ['Downloading', 'Unpacking', 'Stalled'].includes(s.phase));
     const progress = podProgress(statuses, { floor: e.floor, nodeBusy: anyInFlight && !fetching });
     const prevCondition = e.prev?.condition ?? null;
-    const state = publishedState(progress, {
-      now: new Date(now),
-      previous: prevCondition,
-      ...(e.pod.metadata?.generation === undefined ? {} : { generation: e.pod.metadata.generation }),
-    });
+    // No observedGeneration: the agent stops writing once the images are in, so a generation
+    // written then would fall behind the pod's next spec change (an in-place resize, say), and
+    // `kubectl wait` ignores a condition whose observedGeneration is below metadata.generation.
+    const state = publishedState(progress, { now: new Date(now), previous: prevCondition });
     const patches = buildPatches(e.prev, state);
     const cost = (patches.metadata === null ? 0 : 1) + (patches.status === null ? 0 : 1);
     if (cost === 0) {
-      if (isFinal(progress.phase)) e.done = true;
+      if (complete(progress.phase)) e.done = true;
       return;
     }
     const offer = this.budget.offer(e.key, progress, now, cost);
@@ -261,7 +281,7 @@ export class Publisher {
     e.memory = t.memory;
     e.pendingEvents.push(...t.events);
     await this.sendEvents(e, now);
-    if (isFinal(progress.phase)) {
+    if (complete(progress.phase)) {
       e.done = true;
       this.log.info({ pod: e.key, phase: progress.phase }, 'final state written');
     }
