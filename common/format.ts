@@ -53,3 +53,13 @@ export function alignColumns(rows: string[][]): string {
     )
     .join('\n');
 }
+
+/**
+ * Shortens a long error, keeping its start and its end: Go errors wrap ("a: b: c: not found"),
+ * so the cause is at the end.
+ */
+export function keepEnds(text: string, max: number): string {
+  if (text.length <= max) return text;
+  const head = Math.floor((max - 3) / 3);
+  return `${text.slice(0, head)} … ${text.slice(text.length - (max - 3 - head))}`;
+}

@@ -27,6 +27,7 @@ import type {
   V1Pod,
   V1PodCondition,
 } from '@kubernetes/client-node';
+import * as grpc from '@grpc/grpc-js';
 import { errorMessage } from '../../common/errors.js';
 import type { Logger } from '../../common/logging.js';
 import { silentLogger } from '../../common/logging.js';
@@ -55,6 +56,16 @@ interface PodWork {
 
 const STRATEGIC = setHeaderOptions('Content-Type', PatchStrategy.StrategicMergePatch);
 const KUBELET_CONDITIONS = ['PodScheduled', 'Initialized', 'ContainersReady', 'Ready'];
+
+/** The CRI error as the kubelet prints it: "rpc error: code = NotFound desc = …". */
+function rpcError(err: unknown): string {
+  const cause = (err as { cause?: { code?: number; details?: string } }).cause;
+  if (cause?.code === undefined || cause.details === undefined) return errorMessage(err);
+  const name = (grpc.status[cause.code] ?? String(cause.code))
+    .toLowerCase()
+    .replace(/(^|_)([a-z])/g, (_m, _s: string, c: string) => c.toUpperCase());
+  return `rpc error: code = ${name} desc = ${cause.details}`;
+}
 
 function podKey(p: V1Pod): string {
   return `${p.metadata?.namespace ?? 'default'}/${p.metadata?.name ?? ''}`;
@@ -204,7 +215,7 @@ export class KubeletStandIn {
         w.failures = 0;
       } catch (err) {
         w.failures++;
-        const message = `Failed to pull image "${next.image}": ${errorMessage(err)}`;
+        const message = `Failed to pull image "${next.image}": ${rpcError(err)}`;
         await this.event(w, 'Warning', 'Failed', message, next);
         await this.writeWaiting(w, { reason: 'ErrImagePull', message }).catch((e: unknown) =>
           this.warn(w, e),

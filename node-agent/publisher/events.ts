@@ -13,7 +13,7 @@ import {
   formatDuration,
   type ImagePullStatus,
 } from '../../common/contract.js';
-import { formatBytes, formatBytesPair, formatRate } from '../../common/format.js';
+import { formatBytes, formatBytesPair, formatRate, keepEnds } from '../../common/format.js';
 import type { PodProgress } from './pod-progress.js';
 import { shortImage, truncate } from './text.js';
 
@@ -133,7 +133,8 @@ export function eventTransitions(
     type: 'Warning',
     reason: EVENT_PULL_FAILED,
     image: i.image,
-    message: truncate(`${name(i)}: ${i.error ?? 'the pull did not complete'}`, MAX_MESSAGE_LENGTH),
+    // The cause of a wrapped error is at its end: keep both ends.
+    message: keepEnds(`${name(i)}: ${i.error ?? 'the pull did not complete'}`, MAX_MESSAGE_LENGTH),
   }));
   let summarized = memory.summarized;
   if (!summarized && (p.phase === 'Pulled' || p.phase === 'Cached')) {

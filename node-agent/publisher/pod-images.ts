@@ -5,7 +5,7 @@
 import type { V1Container, V1ContainerStatus, V1Pod } from '@kubernetes/client-node';
 import { MAX_ERROR_LENGTH } from '../../common/contract.js';
 import { normalizeImageRef } from '../../common/image-ref.js';
-import { truncate } from './text.js';
+import { keepEnds } from '../../common/format.js';
 
 /** One distinct image of a pod. */
 export interface PodImage {
@@ -83,7 +83,8 @@ export function podImages(pod: V1Pod): PodImages {
         image,
         container: c.name,
         reason,
-        message: truncate(message === '' ? reason : message, MAX_ERROR_LENGTH),
+        // Both ends: the image named first, the cause of a wrapped error last.
+        message: keepEnds(message === '' ? reason : message, MAX_ERROR_LENGTH),
       });
     }
   };

@@ -103,7 +103,8 @@ function rawPercent(images: readonly ImagePullStatus[]): number {
     if (i.bytesTotal > 0) sized++;
   }
   const estimate = total + (sized === 0 ? 0 : (unknown * total) / sized);
-  if (estimate <= 0) return unknown > 0 ? 0 : 100;
+  // No size known: 100 only when everything is in (a pull that failed before its first byte is 0).
+  if (estimate <= 0) return unknown === 0 && images.every((i) => isPresent(i.phase)) ? 100 : 0;
   return Math.floor((100 * done) / estimate);
 }
 

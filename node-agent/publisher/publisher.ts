@@ -25,7 +25,8 @@ export interface PullView {
   expect(image: string): string;
   unexpect(image: string): void;
   fail(image: string, message: string): void;
-  statusOf(image: string): ImagePullStatus | null;
+  /** `since`: when the pod began to wait (ms); see PullTracker.statusOf. */
+  statusOf(image: string, since?: number): ImagePullStatus | null;
   snapshot(): TrackerSnapshot;
   onChange(cb: (s: TrackerSnapshot) => void): () => void;
 }
@@ -145,7 +146,16 @@ export class Publisher {
     const names = pi.images.map((i) => this.o.tracker.expect(i.image));
     for (const old of e.images) if (!names.includes(old)) this.release(old, k);
     e.images = names;
-    for (const f of pi.failures) this.o.tracker.fail(f.image, `${f.reason}: ${f.message}`);
+    for (const f of pi.failures) {
+      // While backing off the kubelet says only "Back-off pulling image": keep the reason it
+      // gave with ErrImagePull (e.g. "not found") when the image is already marked Failed.
+      const known = this.o.tracker.statusOf(f.image, this.since(pod));
+      if (f.reason === 'ImagePullBackOff' && known?.phase === 'Failed') continue;
+      this.o.tracker.fail(
+        f.image,
+        `${f.reason}: ${f.message.replace(/^Failed to pull image "[^"]*": /, '')}`,
+      );
+    }
     e.dirty = true;
     this.kick();
   }
@@ -165,6 +175,13 @@ export class Publisher {
     let n = 0;
     for (const e of this.pods.values()) if (!e.done) n++;
     return n;
+  }
+
+  /** When the pod began to wait for its images: its creation (ms), if the API said. */
+  private since(pod: V1Pod): number | undefined {
+    const c = pod.metadata?.creationTimestamp as Date | string | undefined;
+    const t = c === undefined ? NaN : new Date(c).getTime();
+    return Number.isFinite(t) ? t : undefined;
   }
 
   private release(image: string, except: string): void {
@@ -207,7 +224,7 @@ export class Publisher {
   private statuses(e: PodEntry): ImagePullStatus[] {
     return e.images.map(
       (img) =>
-        this.o.tracker.statusOf(img) ?? {
+        this.o.tracker.statusOf(img, this.since(e.pod)) ?? {
           image: img,
           phase: 'Resolving',
           percent: 0,

@@ -829,7 +829,7 @@ test('an image whose record is older than the expectation is Cached with its siz
     bytesDone: 0,
     etaSeconds: 0,
     startedAt: iso(1000),
-    finishedAt: iso(1000),
+    finishedAt: iso(-3_600_000), // when containerd made the record
   });
   // Pulled so fast no poll saw it: the record is newer than the expectation.
   n.at(1500).present(quick, new Date(T0 + 1500));
@@ -840,8 +840,11 @@ test('an image whose record is older than the expectation is Cached with its siz
     bytesDone: size(quick),
     bytesTotal: size(quick),
     bytesCached: 0,
-    finishedAt: iso(2000),
+    finishedAt: iso(1500),
   });
+  // The same image for a pod created before that record: Pulled for it; after: Cached.
+  like(n.tracker.statusOf(ref(quick), T0 + 1400), { phase: 'Pulled' });
+  like(n.tracker.statusOf(ref(quick), T0 + 1600), { phase: 'Cached', bytesCached: size(quick) });
 });
 
 test('fail() marks an expected image Failed with the message; a present image stays as it is', async () => {
@@ -860,7 +863,14 @@ test('fail() marks an expected image Failed with the message; a present image st
     bytesPerSecond: 0,
   });
   n.tracker.fail(missing, 'x'.repeat(1000));
-  assert.equal(n.tracker.statusOf(missing)?.error, 'x'.repeat(MAX_ERROR_LENGTH), 'bounded');
+  const bounded = n.tracker.statusOf(missing)?.error ?? '';
+  assert.ok(bounded.length <= MAX_ERROR_LENGTH, 'bounded');
+  n.tracker.fail(missing, `failed to resolve "x": ${'y'.repeat(500)}: not found`);
+  assert.match(
+    n.tracker.statusOf(missing)?.error ?? '',
+    /^failed to resolve .* … y+: not found$/,
+    'start and cause kept',
+  );
   n.tracker.fail(ref(old), 'a stale ErrImagePull');
   like(n.tracker.statusOf(ref(old)), { phase: 'Cached', error: null });
   // fail() for an image nobody expected yet starts following it.

@@ -11,6 +11,7 @@ import type { Logger } from '../../common/logging.js';
 import { silentLogger } from '../../common/logging.js';
 import { MAX_ERROR_LENGTH, type ImagePullStatus, type Phase } from '../../common/contract.js';
 import { errorMessage } from '../../common/errors.js';
+import { keepEnds } from '../../common/format.js';
 import { formatImageRef, parseImageRef, sourceKey, type ImageRef } from '../../common/image-ref.js';
 import type {
   ContainerdEvent,
@@ -98,11 +99,8 @@ interface Expectation {
   failed: string | null;
   /** When fail() was last called: a pull that starts after it is a retry, and clears it. */
   failedAt: number;
-  /** The image record exists with no pull seen for it: when it was found, and its size. */
-  presentAt: number | null;
-  presentSize: number;
-  /** Cached when the record is older than the expectation, else Pulled (a pull too quick to see). */
-  presentPhase: 'Cached' | 'Pulled';
+  /** The image record, once known without a pull to show it: when containerd made it, and the size. */
+  record: { createdAt: number; size: number } | null;
 }
 
 function parseRef(ref: string): { kind: string; digest: string } | null {
@@ -224,9 +222,7 @@ export class PullTracker {
         since: this.now(),
         failed: null,
         failedAt: 0,
-        presentAt: null,
-        presentSize: 0,
-        presentPhase: 'Cached',
+        record: null,
       });
     }
     return name;
@@ -248,33 +244,44 @@ export class PullTracker {
     // The kubelet keeps reporting the old failure while it retries: a pull started since the
     // first report is that retry, so a repeated report does not hide it.
     if (e.failed === null) e.failedAt = this.now();
-    e.failed = message.slice(0, MAX_ERROR_LENGTH);
+    e.failed = keepEnds(message, MAX_ERROR_LENGTH - 64);
   }
 
-  /** The status of an expected image under the name the pod gave, or null if not expected. */
-  statusOf(image: string): ImagePullStatus | null {
+  /**
+   * The status of an expected image under the name the pod gave, or null if not expected.
+   * `since` is when the pod began to wait (its creationTimestamp; default: when the image was
+   * first expected): a pull that ended before it is not this pod's, and an image whose record
+   * is older is Cached for it, not Pulled.
+   */
+  statusOf(image: string, since?: number): ImagePullStatus | null {
     const ref = parseImageRef(image);
     const e = this.expected.get(ref === null ? image : formatImageRef(ref));
     if (e === undefined) return null;
-    const p = this.match(e);
-    const base: ImagePullStatus =
-      p === undefined
-        ? {
-            image: e.name,
-            phase: e.presentAt !== null ? e.presentPhase : 'Resolving',
-            percent: e.presentAt !== null ? 100 : 0,
-            bytesDone: e.presentPhase === 'Pulled' ? e.presentSize : 0,
-            bytesTotal: e.presentPhase === 'Pulled' ? e.presentSize : 0,
-            bytesCached: e.presentPhase === 'Cached' ? e.presentSize : 0,
-            layersDone: 0,
-            layersTotal: 0,
-            bytesPerSecond: 0,
-            etaSeconds: e.presentAt !== null ? 0 : null,
-            startedAt: new Date(e.since).toISOString(),
-            finishedAt: e.presentAt === null ? null : new Date(e.presentAt).toISOString(),
-            error: null,
-          }
-        : { ...p.status, image: e.name };
+    const from = since ?? e.since;
+    const p = this.match(e, from);
+    let base: ImagePullStatus;
+    if (p !== undefined) {
+      base = { ...p.status, image: e.name };
+    } else {
+      const rec = e.record ?? this.recordFromPull(e);
+      const phase = rec === null ? 'Resolving' : rec.createdAt >= from ? 'Pulled' : 'Cached';
+      const size = rec?.size ?? 0;
+      base = {
+        image: e.name,
+        phase,
+        percent: rec === null ? 0 : 100,
+        bytesDone: phase === 'Pulled' ? size : 0,
+        bytesTotal: phase === 'Pulled' ? size : 0,
+        bytesCached: phase === 'Cached' ? size : 0,
+        layersDone: 0,
+        layersTotal: 0,
+        bytesPerSecond: 0,
+        etaSeconds: rec === null ? null : 0,
+        startedAt: new Date(from).toISOString(),
+        finishedAt: rec === null ? null : new Date(rec.createdAt).toISOString(),
+        error: null,
+      };
+    }
     const retried = p !== undefined && p.startedAt > e.failedAt && p.phase !== 'Failed';
     if (e.failed !== null && !retried && base.phase !== 'Pulled' && base.phase !== 'Cached') {
       return { ...base, phase: 'Failed', etaSeconds: null, bytesPerSecond: 0, error: e.failed };
@@ -287,10 +294,10 @@ export class PullTracker {
    * repository in the distribution-source label (the newest pull of that repository still
    * running or finished after the pod started waiting).
    */
-  private match(e: Expectation): PullState | undefined {
+  private match(e: Expectation, since: number): PullState | undefined {
     // A pull that ended before the pod started waiting is not this pod's: the image was
     // already there for it (Cached, found through the image record).
-    const pulls = [...this.pulls.values()].filter((p) => p.finishedAt === null || p.finishedAt >= e.since);
+    const pulls = [...this.pulls.values()].filter((p) => p.finishedAt === null || p.finishedAt >= since);
     const byName = pulls.find((p) => p.names.has(e.name));
     if (byName !== undefined) return byName;
     const d = e.ref.digest;
@@ -299,19 +306,30 @@ export class PullTracker {
     return pulls.filter((p) => p.sources.has(repo)).sort((a, b) => b.startedAt - a.startedAt)[0];
   }
 
+  /** A finished pull that made the image's record: the record, as far as statusOf needs it. */
+  private recordFromPull(e: Expectation): { createdAt: number; size: number } | null {
+    for (const p of this.pulls.values()) {
+      if (p.finishedAt !== null && p.phase === 'Pulled' && p.names.has(e.name)) {
+        return { createdAt: p.finishedAt, size: p.status.bytesTotal + p.status.bytesCached };
+      }
+    }
+    return null;
+  }
+
   /** Expected images with no pull: present already (Cached) or still resolving. */
   private async checkExpected(now: number): Promise<void> {
     const waiting = [...this.expected.values()].filter(
-      (e) => e.presentAt === null && this.match(e) === undefined,
+      (e) => e.record === null && this.match(e, e.since) === undefined && this.recordFromPull(e) === null,
     );
     if (waiting.length === 0) return;
     const records = await this.source.listImages(waiting.map((e) => `name==${JSON.stringify(e.name)}`));
     for (const e of waiting) {
       const rec = records.find((r) => r.name === e.name);
       if (rec === undefined) continue;
-      e.presentAt = now;
-      e.presentPhase = (rec.createdAt?.getTime() ?? 0) >= e.since ? 'Pulled' : 'Cached';
-      e.presentSize = await this.imageSize(rec.target.digest);
+      e.record = {
+        createdAt: rec.createdAt?.getTime() ?? now,
+        size: await this.imageSize(rec.target.digest),
+      };
       e.failed = null;
     }
   }
