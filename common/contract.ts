@@ -85,6 +85,28 @@ export interface ImagePullStatus {
   error: string | null;
 }
 
+/** An image's status before anything is known of its pull. */
+export function blankStatus(image: string, phase: Phase = 'Resolving'): ImagePullStatus {
+  return {
+    image,
+    phase,
+    percent: 0,
+    bytesDone: 0,
+    bytesTotal: 0,
+    bytesCached: 0,
+    layersDone: 0,
+    layersTotal: 0,
+    bytesPerSecond: 0,
+    etaSeconds: null,
+    startedAt: null,
+    finishedAt: null,
+    error: null,
+  };
+}
+
+/** The fields of ImagePullStatus, in the order `pulls --json` prints them. */
+export const IMAGE_STATUS_FIELDS = Object.keys(blankStatus('')) as (keyof ImagePullStatus)[];
+
 /** The whole document in the `pulltrace.io/status` annotation. */
 export interface PodPullStatus {
   version: typeof STATUS_VERSION;

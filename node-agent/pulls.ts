@@ -1,6 +1,6 @@
 // `pulltrace-node-agent pulls`: the tracker's view of a node's pulls, for debugging on a real
 // node (e.g. `kubectl debug node/N` or `kubectl exec` into the agent) and in scripts.
-import { formatDuration, type ImagePullStatus } from '../common/contract.js';
+import { formatDuration, IMAGE_STATUS_FIELDS, type ImagePullStatus } from '../common/contract.js';
 import { alignColumns, formatBytes, formatBytesPair, formatRate, progressBar } from '../common/format.js';
 import type { PullsCommandConfig } from './config.js';
 import type { ContainerdSource } from './containerd/source.js';
@@ -9,21 +9,7 @@ import type { TrackerSnapshot } from './tracker/types.js';
 
 /** One line of `--json` output: the contract's per-image status. */
 export function jsonLine(s: ImagePullStatus): string {
-  return JSON.stringify({
-    image: s.image,
-    phase: s.phase,
-    percent: s.percent,
-    bytesDone: s.bytesDone,
-    bytesTotal: s.bytesTotal,
-    bytesCached: s.bytesCached,
-    layersDone: s.layersDone,
-    layersTotal: s.layersTotal,
-    bytesPerSecond: s.bytesPerSecond,
-    etaSeconds: s.etaSeconds,
-    startedAt: s.startedAt,
-    finishedAt: s.finishedAt,
-    error: s.error,
-  });
+  return JSON.stringify(Object.fromEntries(IMAGE_STATUS_FIELDS.map((f) => [f, s[f]])));
 }
 
 /** The table: newest pull first; with `bars`, a progress bar beside the percent. */

@@ -2,25 +2,13 @@
 import assert from 'node:assert/strict';
 import { execFile, spawn } from 'node:child_process';
 import { after, before, test } from 'node:test';
+import { IMAGE_STATUS_FIELDS } from '../../common/contract.js';
 import { CriPuller } from '../../e2e/env/cri-puller.js';
 import { buildImage } from '../../e2e/env/image-builder.js';
 import { startTestEnv, type TestEnv } from '../../e2e/env/test-env.js';
 import { GrpcContainerdSource } from '../containerd/grpc-client.js';
 
 const MAIN = new URL('../main.ts', import.meta.url).pathname;
-const FIELDS = [
-  'image',
-  'phase',
-  'percent',
-  'bytesDone',
-  'bytesTotal',
-  'bytesCached',
-  'layersDone',
-  'layersTotal',
-  'bytesPerSecond',
-  'etaSeconds',
-  'startedAt',
-];
 let env: TestEnv;
 let puller: CriPuller;
 
@@ -79,7 +67,7 @@ test('pulls --json prints one object per image with the documented fields; the t
   const lines = r.stdout.trim().split('\n');
   assert.equal(lines.length, 1, r.stdout);
   const o = JSON.parse(lines[0]!) as Record<string, unknown>;
-  for (const f of FIELDS) assert.ok(f in o, `field ${f} in ${lines[0]}`);
+  for (const f of IMAGE_STATUS_FIELDS) assert.ok(f in o, `field ${f} in ${lines[0]}`);
   assert.equal(o.phase, 'Downloading');
   assert.equal(o.bytesTotal, img.totalSize);
   assert.ok(

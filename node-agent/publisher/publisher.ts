@@ -8,7 +8,7 @@
 // On start-up it reads back what an earlier run wrote (previousStateOf), so a pod left showing
 // "Downloading" whose images are in gets its final state, and nothing is written twice.
 import type { V1Pod } from '@kubernetes/client-node';
-import { ANNOTATION_PROGRESS, type ImagePullStatus, type Phase } from '../../common/contract.js';
+import { ANNOTATION_PROGRESS, blankStatus, type ImagePullStatus, type Phase } from '../../common/contract.js';
 import { errorMessage } from '../../common/errors.js';
 import type { Logger } from '../../common/logging.js';
 import { silentLogger } from '../../common/logging.js';
@@ -222,24 +222,7 @@ export class Publisher {
   }
 
   private statuses(e: PodEntry): ImagePullStatus[] {
-    return e.images.map(
-      (img) =>
-        this.o.tracker.statusOf(img, this.since(e.pod)) ?? {
-          image: img,
-          phase: 'Resolving',
-          percent: 0,
-          bytesDone: 0,
-          bytesTotal: 0,
-          bytesCached: 0,
-          layersDone: 0,
-          layersTotal: 0,
-          bytesPerSecond: 0,
-          etaSeconds: null,
-          startedAt: null,
-          finishedAt: null,
-          error: null,
-        },
-    );
+    return e.images.map((img) => this.o.tracker.statusOf(img, this.since(e.pod)) ?? blankStatus(img));
   }
 
   private async publish(
