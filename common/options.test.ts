@@ -1,6 +1,15 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { envName, intParser, parseDuration, parseHostPort, parseList } from './options.js';
+import { Command } from 'commander';
+import {
+  envName,
+  intParser,
+  option,
+  parseDuration,
+  parseHostPort,
+  parseList,
+  readBooleanEnv,
+} from './options.js';
 
 test('envName maps a flag to its PULLTRACE_ variable', () => {
   assert.equal(envName('--tls-cert'), 'PULLTRACE_TLS_CERT');
@@ -49,4 +58,26 @@ test('intParser bounds', () => {
 test('parseList drops blanks', () => {
   assert.deepEqual(parseList(' a, b,,c ,'), ['a', 'b', 'c']);
   assert.deepEqual(parseList(''), []);
+});
+
+test("readBooleanEnv reads a boolean flag's env var as true/false, and refuses junk", () => {
+  const make = () => new Command().exitOverride().addOption(option('--watch', 'keep going').default(false));
+  const run = (value: string | undefined) => {
+    const cmd = make();
+    if (value === undefined) delete process.env.PULLTRACE_WATCH;
+    else process.env.PULLTRACE_WATCH = value;
+    try {
+      cmd.parse([], { from: 'user' });
+      readBooleanEnv(cmd);
+      return cmd.opts<{ watch: boolean }>().watch;
+    } finally {
+      delete process.env.PULLTRACE_WATCH;
+    }
+  };
+  assert.equal(run(undefined), false);
+  assert.equal(run('false'), false);
+  assert.equal(run('0'), false);
+  assert.equal(run('true'), true);
+  assert.equal(run('yes'), true);
+  assert.throws(() => run('maybe'), /PULLTRACE_WATCH must be true or false/);
 });

@@ -1,7 +1,7 @@
 // Option parsing shared by both binaries. Each binary declares its options once with
 // commander (`--flag`, `PULLTRACE_*` env var, default, help stating the default) and gets a
 // typed, validated config object; nothing else reads process.env.
-import { InvalidArgumentError, Option } from 'commander';
+import { InvalidArgumentError, Option, type Command } from 'commander';
 
 /** `--tls-cert` → `PULLTRACE_TLS_CERT`. */
 export function envName(flag: string): string {
@@ -16,6 +16,22 @@ export function option(flags: string, description: string): Option {
   const long = flags.split(/[ ,]+/).find((f) => f.startsWith('--'));
   if (long === undefined) throw new Error(`option ${flags} has no long flag`);
   return new Option(flags, description).env(envName(long));
+}
+
+/**
+ * commander turns a boolean flag on whenever its env var is set, even to "false". Call this in
+ * a preAction hook: it reads such env vars as booleans (true/false/1/0/yes/no) instead.
+ */
+export function readBooleanEnv(cmd: Command): void {
+  for (const o of cmd.options) {
+    if (o.required || o.optional || o.envVar === undefined) continue;
+    const key = o.attributeName();
+    if (cmd.getOptionValueSource(key) !== 'env') continue;
+    const raw = (process.env[o.envVar] ?? '').trim().toLowerCase();
+    if (['1', 'true', 'yes', 'on', ''].includes(raw)) cmd.setOptionValueWithSource(key, true, 'env');
+    else if (['0', 'false', 'no', 'off'].includes(raw)) cmd.setOptionValueWithSource(key, false, 'env');
+    else throw new InvalidArgumentError(`${o.envVar} must be true or false, got "${raw}"`);
+  }
 }
 
 export interface HostPort {

@@ -4,6 +4,7 @@
 import { KubeConfig } from '@kubernetes/client-node';
 import { Command, CommanderError } from 'commander';
 import { errorMessage } from '../common/errors.js';
+import { readBooleanEnv } from '../common/options.js';
 import { createLogger } from '../common/logging.js';
 import { startMetricsServer } from '../common/metrics-server.js';
 import { addAgentOptions, addPullsOptions, agentConfig, pullsConfig, type AgentConfig } from './config.js';
@@ -144,6 +145,13 @@ function program(): Command {
       new Command('pulls').description("Prints this node's image pulls as containerd shows them."),
     )
       .exitOverride()
+      .hook('preAction', (_root, action) => {
+        try {
+          readBooleanEnv(action);
+        } catch (err) {
+          action.error(`error: ${errorMessage(err)}`, { exitCode: 2 });
+        }
+      })
       .action(async (raw: Parameters<typeof pullsConfig>[0]) => {
         let config;
         try {
