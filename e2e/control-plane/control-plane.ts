@@ -12,6 +12,7 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { silentLogger, type Logger } from '../../common/logging.js';
+import { createFaults, type Faults } from './faults.js';
 import { writeKubeconfig } from './kubeconfig.js';
 import { createApiHandler } from './server.js';
 import { Store, type StoreOptions } from './store.js';
@@ -38,6 +39,11 @@ export interface ControlPlane {
    * restart: clients reconnect from their last resourceVersion (tests of reconnection).
    */
   closeWatchStreams(): void;
+  /**
+   * Fault injection (faults.ts): answer chosen requests with a 429/409/500/503/504 v1 Status for
+   * a while, e.g. `cp.faults.set({ match, status: 429, retryAfterSeconds: 1, forMs: 5000 })`.
+   */
+  faults: Faults;
   /** Ends watches, closes the server and removes the files it made. Idempotent. */
   stop(): Promise<void>;
 }
@@ -48,9 +54,11 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
   const store = new Store(opts);
   const host = opts.host ?? '127.0.0.1';
   let address = '';
+  const faults = createFaults();
   const handler = createApiHandler({
     store,
     logger,
+    faults,
     serverAddress: () => address,
     ...(opts.now === undefined ? {} : { now: opts.now }),
   });
@@ -76,6 +84,7 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
     url,
     kubeconfigPath,
     store,
+    faults,
     closeWatchStreams: () => {
       handler.closeWatches();
     },

@@ -20,6 +20,15 @@ export {
 } from './store.js';
 export { ApiError } from './api-error.js';
 export {
+  createFaults,
+  faultError,
+  type FaultHit,
+  type FaultRequest,
+  type FaultRule,
+  type FaultStatus,
+  type Faults,
+} from './faults.js';
+export {
   BUILTIN_RESOURCES,
   DEPLOYMENTS,
   EVENTS,

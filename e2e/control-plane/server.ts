@@ -26,6 +26,8 @@ import { applyPatchOfType, isObject, isPatchType, PATCH_TYPES } from './patch.js
 import { decodeKubeProtobuf, PROTOBUF_CONTENT_TYPE } from './protobuf.js';
 import type { ResourceType } from './resources.js';
 import type { Store, WatchOptions } from './store.js';
+import type { FaultInjector } from './faults.js';
+import { parseFaultPath } from './faults.js';
 import { defaultTable } from './table.js';
 import type { JsonObject, KubeObject, WatchEvent } from './types.js';
 import { unknownFields } from './validation.js';
@@ -38,6 +40,8 @@ export interface ApiHandlerOptions {
   serverAddress: () => string;
   logger: Logger;
   now?: () => Date;
+  /** Fault injection (faults.ts): a matching request is answered with its error, unrouted. */
+  faults?: FaultInjector;
 }
 
 /** The request handler plus a way to end every open watch stream (on shutdown). */
@@ -159,6 +163,24 @@ function toScale(o: KubeObject): KubeObject {
       selector: selectorString(spec.selector),
     },
   };
+}
+
+/** Answers `req` with the fault in force if it matches (true), the body drained unread. */
+function answerFault(faults: FaultInjector, req: IncomingMessage, res: ServerResponse): boolean {
+  const url = new URL(req.url ?? '/', 'http://stand-in');
+  const err = faults.check({
+    method: req.method ?? 'GET',
+    path: url.pathname,
+    query: url.searchParams,
+    headers: req.headers,
+    ...parseFaultPath(url.pathname),
+  });
+  if (err === null) return false;
+  req.resume();
+  const retry = err.status.details?.retryAfterSeconds;
+  if (retry !== undefined) res.setHeader('retry-after', String(retry));
+  send(res, err.code, err.status);
+  return true;
 }
 
 export function createApiHandler(opts: ApiHandlerOptions): ApiHandler {
@@ -507,6 +529,7 @@ export function createApiHandler(opts: ApiHandlerOptions): ApiHandler {
   return {
     handle(req, res) {
       const started = Date.now();
+      if (opts.faults?.active() === true && answerFault(opts.faults, req, res)) return;
       route(req, res).then(
         () => {
           logger.debug(

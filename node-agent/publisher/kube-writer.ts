@@ -18,7 +18,10 @@ import { errorMessage } from '../../common/errors.js';
 import type { MetadataPatch, StatusPatch } from './patches.js';
 
 export type WriteError =
-  { kind: 'gone' } | { kind: 'retry'; afterMs: number; message: string } | { kind: 'fatal'; message: string };
+  | { kind: 'gone' }
+  /** `retryAfter`: the delay is the server's own (a 429's Retry-After), not a default. */
+  | { kind: 'retry'; afterMs: number; message: string; retryAfter?: true }
+  | { kind: 'fatal'; message: string };
 
 /** What the publisher needs from the API (a fake implements it in unit tests). */
 export interface PodWriter {
@@ -51,11 +54,9 @@ export function classify(err: unknown): WriteError {
     if (code === 409) return { kind: 'retry', afterMs: 200, message };
     if (code === 429) {
       const retryAfter = Number(headers['retry-after'] ?? headers['Retry-After']);
-      return {
-        kind: 'retry',
-        afterMs: Number.isFinite(retryAfter) ? Math.max(1, retryAfter) * 1000 : 1000,
-        message,
-      };
+      return Number.isFinite(retryAfter)
+        ? { kind: 'retry', afterMs: Math.max(1, retryAfter) * 1000, message, retryAfter: true }
+        : { kind: 'retry', afterMs: 1000, message };
     }
     if (code >= 500) return { kind: 'retry', afterMs: 1000, message };
     return { kind: 'fatal', message };

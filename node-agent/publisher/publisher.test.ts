@@ -35,7 +35,7 @@ import { normalizeImageRef } from '../../common/image-ref.js';
 import type { TrackerSnapshot } from '../tracker/types.js';
 import type { PodWriter } from './kube-writer.js';
 import type { MetadataPatch, StatusPatch } from './patches.js';
-import { Publisher, type PublisherOptions, type PullView } from './publisher.js';
+import { MAX_RETRY_MS, Publisher, type PublisherOptions, type PullView } from './publisher.js';
 import {
   MB,
   cached,
@@ -1041,6 +1041,35 @@ test('a failing final write is retried until it lands', async () => {
   await w.advance(3000);
   assert.equal(w.view(key).condition?.status, 'True');
   assert.equal(w.api.events.filter((e) => e.reason === EVENT_IMAGES_PULLED).length, 1);
+  w.check();
+});
+
+test('a write failing again and again: the wait doubles up to MAX_RETRY_MS; a Retry-After is kept as given', async () => {
+  const w = world();
+  const key = await w.add(waitingPod('web-0', ['nginx:1.27']));
+  w.tracker.set(downloading(NGINX, 30 * MB, 60 * MB, 3 * MB));
+  for (let i = 0; i < 7; i++) w.api.failNext(apiError(500, 'etcdserver: request timed out'), 'metadata');
+  await w.run(120_000, 250, () => undefined);
+  const tries = w.api.calls
+    .filter((c) => c.pod === key && c.kind === 'metadata' && c.at > T0)
+    .map((c) => c.at);
+  const gaps = tries.slice(1).map((t, i) => t - (tries[i] ?? t));
+  assert.deepEqual(gaps, [1000, 2000, 4000, 8000, 16000, MAX_RETRY_MS, MAX_RETRY_MS]);
+  assert.equal(w.view(key).labels[LABEL_PROGRESS], '50', 'then it lands');
+
+  // After a success the count starts again; a 429's Retry-After is the server's pacing.
+  w.tracker.set(downloading(NGINX, 45 * MB, 60 * MB, 3 * MB));
+  for (let i = 0; i < 3; i++) w.api.failNext(apiError(429, 'slow down', { 'retry-after': '2' }), 'metadata');
+  const from = w.now();
+  await w.run(20_000, 250, () => undefined);
+  const later = w.api.calls
+    .filter((c) => c.pod === key && c.kind === 'metadata' && c.at > from)
+    .map((c) => c.at);
+  assert.deepEqual(
+    later.slice(1).map((t, i) => t - (later[i] ?? t)),
+    [2000, 2000, 2000],
+  );
+  assert.equal(w.view(key).labels[LABEL_PROGRESS], '75');
   w.check();
 });
 

@@ -58,6 +58,8 @@ interface PodEntry {
   /** Events due but not yet sent (waiting for tokens). */
   pendingEvents: PodEvent[];
   eventSeq: number;
+  /** Writes failed in a row (retryable errors): each one doubles the wait before the next. */
+  failures: number;
 }
 
 /**
@@ -65,6 +67,9 @@ interface PodEntry {
  * but not for the pod: the kubelet retries with back-off, and the retry is followed.
  */
 const complete = (p: Phase): boolean => p === 'Pulled' || p === 'Cached';
+
+/** Longest wait between two tries of a failing write, when the server gave no Retry-After. */
+export const MAX_RETRY_MS = 30_000;
 
 const key = (p: V1Pod): string => `${p.metadata?.namespace ?? ''}/${p.metadata?.name ?? ''}`;
 
@@ -125,6 +130,7 @@ export class Publisher {
         done: false,
         pendingEvents: [],
         eventSeq: 0,
+        failures: 0,
       };
       const finished = e.prev?.condition?.status === 'True';
       // What an earlier run published for a pull in progress: percent never goes back below it.
@@ -270,6 +276,7 @@ export class Publisher {
       return;
     }
     this.budget.written(e.key, progress, now);
+    e.failures = 0;
     e.prev = state;
     e.floor = progress.percent;
     const slowImages = new Set(progress.images.filter((i) => slowNames.has(i.image)).map((i) => i.image));
@@ -297,9 +304,17 @@ export class Publisher {
     }
     if (c.kind === 'retry') {
       this.counts.retries++;
-      e.notBefore = now + c.afterMs;
+      e.failures++;
+      // A Retry-After is the server's own pacing: kept as given. Otherwise the wait doubles
+      // with each failure in a row, so an API server in trouble (5xx, timeouts) gets fewer and
+      // fewer requests from every node instead of one per pod per second for as long as it lasts.
+      const afterMs =
+        c.retryAfter === true
+          ? c.afterMs
+          : Math.min(MAX_RETRY_MS, c.afterMs * 2 ** Math.min(16, e.failures - 1));
+      e.notBefore = now + afterMs;
       e.dirty = true;
-      this.log.warn({ pod: e.key, err: c.message, retryInMs: c.afterMs }, 'write failed; retrying');
+      this.log.warn({ pod: e.key, err: c.message, retryInMs: afterMs }, 'write failed; retrying');
       return;
     }
     this.counts.errors++;
