@@ -55,7 +55,9 @@ export async function waitReady(
   for (;;) {
     const cannot = svc.spawnError();
     if (cannot !== null) {
-      throw new Error(`${name} could not be started: ${cannot.message} (is it installed? bash e2e/env/install.sh)`);
+      throw new Error(
+        `${name} could not be started: ${cannot.message} (is it installed? bash e2e/env/install.sh)`,
+      );
     }
     if (svc.child.exitCode !== null || svc.child.signalCode !== null) {
       throw new Error(

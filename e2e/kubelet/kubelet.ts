@@ -3,7 +3,8 @@
 //   - watches the pods bound to its node (fieldSelector spec.nodeName=NODE) through the API;
 //   - pulls each pod's images through containerd's CRI ImageService/PullImage, init
 //     containers first, then containers, one pull at a time across the node (the kubelet's
-//     default serializeImagePulls=true), skipping images already present
+//     default serializeImagePulls=true; `parallelPulls` > 1 is serializeImagePulls=false with
+//     maxParallelImagePulls: that many pods pull at once), skipping images already present
 //     (imagePullPolicy IfNotPresent semantics; Always re-pulls);
 //   - writes pod status as a kubelet does, with a strategic merge patch of pods/status that
 //     leaves condition types it does not own alone: Pending with waiting reasons
@@ -41,6 +42,8 @@ export interface KubeletOptions {
   /** First back-off after a failed pull (the kubelet's is 10 s, doubling to 5 min). */
   backoffMs?: number;
   maxBackoffMs?: number;
+  /** Pods whose images are pulled at once (default 1: serialized, the kubelet's default). */
+  parallelPulls?: number;
   logger?: Logger;
 }
 
@@ -82,10 +85,12 @@ export class KubeletStandIn {
   private readonly work = new Map<string, PodWork>();
   private readonly queue: PodWork[] = [];
   private informer: ListWatch<V1Pod> | null = null;
-  private pulling = false;
+  /** Pods being pulled now (at most parallelPulls). */
+  private active = 0;
   private stopped = false;
   private readonly backoffMs: number;
   private readonly maxBackoffMs: number;
+  private readonly parallelPulls: number;
 
   constructor(private readonly o: KubeletOptions) {
     this.api = o.kubeconfig.makeApiClient(CoreV1Api);
@@ -93,6 +98,10 @@ export class KubeletStandIn {
     this.log = o.logger ?? silentLogger();
     this.backoffMs = o.backoffMs ?? 10_000;
     this.maxBackoffMs = o.maxBackoffMs ?? 300_000;
+    this.parallelPulls = o.parallelPulls ?? 1;
+    if (!Number.isInteger(this.parallelPulls) || this.parallelPulls < 1) {
+      throw new Error(`parallelPulls must be a positive integer, got ${this.parallelPulls}`);
+    }
   }
 
   async start(): Promise<void> {
@@ -161,24 +170,32 @@ export class KubeletStandIn {
     this.work.set(key, w);
     void this.writeWaiting(w, null).catch((err: unknown) => this.warn(w, err));
     this.queue.push(w);
-    void this.drain();
+    this.drain();
   }
 
   private warn(w: PodWork, err: unknown): void {
     if (!w.deleted) this.log.warn({ pod: w.key, err: errorMessage(err) }, 'kubelet status write failed');
   }
 
-  /** One pull at a time across the node, like the kubelet's serialized image puller. */
-  private async drain(): Promise<void> {
-    if (this.pulling) return;
-    this.pulling = true;
-    try {
-      for (let w = this.queue.shift(); w !== undefined; w = this.queue.shift()) {
-        if (w.deleted || this.stopped) continue;
-        await this.pullPod(w);
-      }
-    } finally {
-      this.pulling = false;
+  /**
+   * Starts pods from the queue while fewer than parallelPulls are pulling: one pull at a time
+   * across the node by default, like the kubelet's serialized image puller. Each pod's own
+   * images are always pulled in order.
+   */
+  private drain(): void {
+    while (this.active < this.parallelPulls && !this.stopped) {
+      const w = this.queue.shift();
+      if (w === undefined) return;
+      if (w.deleted) continue;
+      this.active++;
+      void this.pullPod(w)
+        .catch((err: unknown) => {
+          this.log.warn({ pod: w.key, err: errorMessage(err) }, 'kubelet pod pull failed');
+        })
+        .finally(() => {
+          this.active--;
+          this.drain();
+        });
     }
   }
 
@@ -229,7 +246,7 @@ export class KubeletStandIn {
             message: `Back-off pulling image "${next.image}"`,
           }).catch((e: unknown) => this.warn(w, e));
           this.queue.push(w);
-          void this.drain();
+          this.drain();
         }, backoff).unref();
         await this.event(w, 'Normal', 'BackOff', `Back-off pulling image "${next.image}"`, next);
         return;

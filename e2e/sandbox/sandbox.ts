@@ -38,6 +38,8 @@ export interface SandboxOptions {
   agentArgs?: string[];
   /** Start the node agent (default true); tests of the agent itself may start their own. */
   agent?: boolean;
+  /** Pods the kubelet stand-in pulls at once (default 1: serialized, as a kubelet by default). */
+  parallelPulls?: number;
   logger?: Logger;
 }
 
@@ -61,6 +63,16 @@ export interface Sandbox {
   startAgent(extraArgs?: string[]): Promise<void>;
   /** Stops the node agent (SIGTERM), e.g. to test a restart mid-pull. */
   stopAgent(): Promise<void>;
+  /** Kills the node agent with SIGKILL (no shutdown at all), as an OOM kill or node crash does. */
+  killAgent(): Promise<void>;
+  /** `http://127.0.0.1:PORT` of the running agent's /metrics, /healthz, /readyz, else null. */
+  agentMetricsUrl(): string | null;
+  /** Stops the webhook process (SIGTERM); its MutatingWebhookConfiguration stays. */
+  stopWebhook(): Promise<void>;
+  /** Starts the webhook again on the same address (after stopWebhook()). */
+  startWebhook(): Promise<void>;
+  /** The node agent's process id while it runs (for /proc readings), else null. */
+  agentPid(): number | null;
   stop(): Promise<void>;
 }
 
@@ -147,25 +159,36 @@ export async function startSandbox(opts: SandboxOptions): Promise<Sandbox> {
     ).trim();
     const ca = readFileSync(join(certs, 'ca.crt'));
     const webhookPort = await freePort();
-    const webhook: Service = startService(
-      process.execPath,
-      [
-        '--import',
-        'tsx',
-        join(ROOT, 'webhook/main.ts'),
-        '--listen',
-        `127.0.0.1:${webhookPort}`,
-        '--metrics-listen',
-        `127.0.0.1:${await freePort()}`,
-        '--tls-cert',
-        join(certs, 'tls.crt'),
-        '--tls-key',
-        join(certs, 'tls.key'),
-      ],
-      join(opts.dir, 'webhook.log'),
-    );
-    stops.push(() => webhook.stop());
-    await waitReady('pulltrace-webhook', webhook, () => httpsReady(webhookPort, ca), 30_000);
+    const webhookMetricsPort = await freePort();
+    let webhook: Service | null = null;
+    const startWebhook = async () => {
+      if (webhook !== null) return;
+      const svc = startService(
+        process.execPath,
+        [
+          '--import',
+          'tsx',
+          join(ROOT, 'webhook/main.ts'),
+          '--listen',
+          `127.0.0.1:${webhookPort}`,
+          '--metrics-listen',
+          `127.0.0.1:${webhookMetricsPort}`,
+          '--tls-cert',
+          join(certs, 'tls.crt'),
+          '--tls-key',
+          join(certs, 'tls.key'),
+        ],
+        join(opts.dir, 'webhook.log'),
+      );
+      webhook = svc;
+      await waitReady('pulltrace-webhook', svc, () => httpsReady(webhookPort, ca), 30_000);
+    };
+    const stopWebhook = async () => {
+      await webhook?.stop();
+      webhook = null;
+    };
+    stops.push(stopWebhook);
+    await startWebhook();
 
     let admit: AdmitHook | null = null;
     const controlPlane = await startControlPlane({
@@ -200,6 +223,7 @@ export async function startSandbox(opts: SandboxOptions): Promise<Sandbox> {
       criAddress: test.containerd.address,
       backoffMs: 2000,
       maxBackoffMs: 10_000,
+      ...(opts.parallelPulls === undefined ? {} : { parallelPulls: opts.parallelPulls }),
       logger: log,
     });
     await kubelet.start();
@@ -209,8 +233,10 @@ export async function startSandbox(opts: SandboxOptions): Promise<Sandbox> {
     stops.push(() => deployments.stop());
 
     let agent: Service | null = null;
+    let agentMetrics = 0;
     const startAgent = async (extra: string[] = []) => {
       const metrics = await freePort();
+      agentMetrics = metrics;
       const svc = startService(
         process.execPath,
         [
@@ -237,6 +263,20 @@ export async function startSandbox(opts: SandboxOptions): Promise<Sandbox> {
       await agent?.stop();
       agent = null;
     };
+    const agentPid = (): number | null => {
+      const child = agent?.child;
+      if (child === undefined || child.exitCode !== null || child.signalCode !== null) return null;
+      return child.pid ?? null;
+    };
+    const killAgent = async () => {
+      const child = agent?.child;
+      agent = null;
+      if (child === undefined || child.exitCode !== null || child.signalCode !== null) return;
+      const gone = new Promise((resolve) => child.once('exit', resolve));
+      child.kill('SIGKILL');
+      await gone;
+    };
+    const agentMetricsUrl = () => (agent === null ? null : `http://127.0.0.1:${agentMetrics}`);
     stops.push(stopAgent);
     if (opts.agent !== false) await startAgent();
 
@@ -254,7 +294,20 @@ export async function startSandbox(opts: SandboxOptions): Promise<Sandbox> {
         .join('\n') + '\n',
     );
     log.info({ env }, 'sandbox ready');
-    return { env, test, controlPlane, kubeconfig: kc, startAgent, stopAgent, stop: stopAll };
+    return {
+      env,
+      test,
+      controlPlane,
+      kubeconfig: kc,
+      startAgent,
+      stopAgent,
+      agentPid,
+      killAgent,
+      agentMetricsUrl,
+      stopWebhook,
+      startWebhook,
+      stop: stopAll,
+    };
   } catch (err) {
     await stopAll();
     throw err;
