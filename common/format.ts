@@ -58,7 +58,9 @@ export function alignColumns(rows: string[][]): string {
  * Shortens a long error, keeping its start and its end: Go errors wrap ("a: b: c: not found"),
  * so the cause is at the end.
  */
-export function keepEnds(text: string, max: number): string {
+export function keepEnds(raw: string, max: number): string {
+  // One line: runs of whitespace and control characters become one space.
+  const text = raw.replace(/[\s\p{Cc}]+/gu, ' ');
   if (text.length <= max) return text;
   const head = Math.floor((max - 3) / 3);
   return `${text.slice(0, head)} … ${text.slice(text.length - (max - 3 - head))}`;

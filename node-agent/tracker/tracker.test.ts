@@ -847,6 +847,24 @@ test('an image whose record is older than the expectation is Cached with its siz
   like(n.tracker.statusOf(ref(quick), T0 + 1600), { phase: 'Cached', bytesCached: size(quick) });
 });
 
+test('a reported failure clears when the pull moves again (containerd resumes the old attempt)', async () => {
+  const n = new Node();
+  const img = image('retry', [4 * MiB]);
+  n.tracker.expect(ref(img));
+  n.manifest(img);
+  n.config(img);
+  n.layer(img, 0, MiB);
+  await n.at(0).poll();
+  n.tracker.fail(ref(img), 'ErrImagePull: connection reset');
+  like(n.tracker.statusOf(ref(img)), { phase: 'Failed' });
+  // The kubelet retries: the same ingest moves on; no new pull appears.
+  await n.at(1000).poll();
+  like(n.tracker.statusOf(ref(img)), { phase: 'Failed' }, 'no bytes yet: still Failed');
+  n.layer(img, 0, 2 * MiB);
+  await n.at(2000).poll();
+  like(n.tracker.statusOf(ref(img)), { phase: 'Downloading', error: null });
+});
+
 test('fail() marks an expected image Failed with the message; a present image stays as it is', async () => {
   const n = new Node();
   const old = image('old', [MiB]);

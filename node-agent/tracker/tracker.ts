@@ -282,7 +282,10 @@ export class PullTracker {
         error: null,
       };
     }
-    const retried = p !== undefined && p.startedAt > e.failedAt && p.phase !== 'Failed';
+    // A retry: a pull started after the failure, or bytes moving again since (containerd keeps
+    // the earlier attempt's records, so a retry can show up as the old pull resuming).
+    const retried =
+      p !== undefined && (p.startedAt > e.failedAt || p.lastProgressAt > e.failedAt) && p.phase !== 'Failed';
     if (e.failed !== null && !retried && base.phase !== 'Pulled' && base.phase !== 'Cached') {
       return { ...base, phase: 'Failed', etaSeconds: null, bytesPerSecond: 0, error: e.failed };
     }
