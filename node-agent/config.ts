@@ -90,7 +90,10 @@ export function addAgentOptions(cmd: Command): Command {
     )
     .addOption(option('--api-burst <n>', 'API write burst for this node').default(10).argParser(intParser(1)))
     .addOption(
-      option('--max-writes-per-pull <n>', 'most writes to one pod for one pull, final state included')
+      option(
+        '--max-writes-per-pull <n>',
+        'most updates of one pod for one pull (each: one pod patch + one pods/status patch), final state included',
+      )
         .default(25)
         .argParser(intParser(2)),
     )
