@@ -3,11 +3,25 @@
 //   kubectl pulltrace rollout deployment/web [-n NS] [--timeout 10m]
 //   kubectl pulltrace pods [-l app=web] [-n NS | -A]
 // Exit codes: 0 all images in; 1 a pull failed; 2 usage or API error; 3 timed out.
-import { AppsV1Api, CoreV1Api, KubeConfig, type V1Pod } from '@kubernetes/client-node';
-import { Command, InvalidArgumentError } from 'commander';
+import { ApiException, AppsV1Api, CoreV1Api, KubeConfig, type V1Pod } from '@kubernetes/client-node';
+import { Command, Option } from 'commander';
+import { formatDuration } from '../common/contract.js';
+import { errorMessage } from '../common/errors.js';
 import { parseDuration } from '../common/options.js';
-import { podView, rolloutState } from './pod-view.js';
-import { line, rows, table } from './render.js';
+import { podView, rolloutState, type PodView } from './pod-view.js';
+import { fitWidth, line, rows, table } from './render.js';
+import {
+  daemonSetTarget,
+  deploymentTarget,
+  parseWorkload,
+  selectorString,
+  statefulSetTarget,
+  type Target,
+  type Workload,
+} from './workload.js';
+
+/** The plugin's exit codes. */
+export const EXIT = { ok: 0, failed: 1, usage: 2, timeout: 3 } as const;
 
 interface Global {
   kubeconfig?: string;
@@ -29,71 +43,56 @@ function namespaceOf(kc: KubeConfig, g: Global): string {
   return ctx?.namespace ?? 'default';
 }
 
-type WorkloadKind = 'deployment' | 'statefulset' | 'daemonset';
-type Workload = { kind: WorkloadKind; name: string };
-
-const WORKLOAD_KINDS: Record<string, WorkloadKind> = {
-  deployment: 'deployment',
-  deployments: 'deployment',
-  deploy: 'deployment',
-  statefulset: 'statefulset',
-  statefulsets: 'statefulset',
-  sts: 'statefulset',
-  daemonset: 'daemonset',
-  daemonsets: 'daemonset',
-  ds: 'daemonset',
-};
-
-export function parseWorkload(value: string): Workload {
-  const m =
-    /^(deployment|deployments|deploy|statefulset|statefulsets|sts|daemonset|daemonsets|ds)(?:\.apps)?\/(.+)$/.exec(
-      value,
-    );
-  if (m?.[1] === undefined || m[2] === undefined) {
-    throw new InvalidArgumentError(
-      `expected deployment/NAME, statefulset/NAME or daemonset/NAME, got "${value}"`,
-    );
+/**
+ * An error in one line: for an API error, the HTTP code and the message of the Status the
+ * API server sent (client-node's own message carries the whole body and every header).
+ */
+export function describeError(err: unknown): string {
+  if (err instanceof ApiException) {
+    const e = err as ApiException<unknown>;
+    let body: unknown = e.body;
+    if (typeof body === 'string') {
+      try {
+        body = JSON.parse(body);
+      } catch {
+        // not JSON: shown as it is
+      }
+    }
+    const message =
+      typeof body === 'object' && body !== null && typeof (body as { message?: unknown }).message === 'string'
+        ? (body as { message: string }).message
+        : typeof body === 'string' && body !== ''
+          ? body.slice(0, 200)
+          : 'no message';
+    return `API answered ${e.code}: ${message}`;
   }
-  return { kind: WORKLOAD_KINDS[m[1]] ?? 'deployment', name: m[2] };
+  return errorMessage(err);
 }
 
-function selectorString(matchLabels: Record<string, string> | undefined): string {
-  return Object.entries(matchLabels ?? {})
-    .map(([k, v]) => `${k}=${v}`)
-    .join(',');
+/** Worth another try before the deadline: no answer at all, 429, or a 5xx. */
+export function isTransient(err: unknown): boolean {
+  if (err instanceof ApiException) {
+    const code = (err as ApiException<unknown>).code;
+    return code === 429 || code >= 500;
+  }
+  return true;
 }
 
-/** The label selector of the workload's current pods, and how many there should be. */
-async function currentPods(
-  kc: KubeConfig,
-  ns: string,
-  w: Workload,
-): Promise<{ selector: string; expected: number }> {
+/** The workload's new pods, read from the workload objects. */
+async function readTarget(kc: KubeConfig, ns: string, w: Workload): Promise<Target> {
   const apps = kc.makeApiClient(AppsV1Api);
   if (w.kind === 'deployment') {
     const d = await apps.readNamespacedDeployment({ name: w.name, namespace: ns });
-    let selector = selectorString(d.spec?.selector.matchLabels);
-    // The newest ReplicaSet's pod-template-hash picks only the new pods of a rollout.
-    const rsList = await apps.listNamespacedReplicaSet({ namespace: ns, labelSelector: selector });
-    const owned = rsList.items.filter((rs) =>
-      rs.metadata?.ownerReferences?.some((o) => o.uid === d.metadata?.uid),
-    );
-    const revision = (rs: (typeof owned)[number]) =>
-      Number(rs.metadata?.annotations?.['deployment.kubernetes.io/revision'] ?? '0');
-    const newest = owned.sort((a, b) => revision(b) - revision(a))[0];
-    const hash = newest?.metadata?.labels?.['pod-template-hash'];
-    if (hash !== undefined) selector = `${selector},pod-template-hash=${hash}`;
-    return { selector, expected: d.spec?.replicas ?? 1 };
+    const rs = await apps.listNamespacedReplicaSet({
+      namespace: ns,
+      labelSelector: selectorString(d.spec?.selector),
+    });
+    return deploymentTarget(d, rs.items);
   }
   if (w.kind === 'statefulset') {
-    const s = await apps.readNamespacedStatefulSet({ name: w.name, namespace: ns });
-    return { selector: selectorString(s.spec?.selector.matchLabels), expected: s.spec?.replicas ?? 1 };
+    return statefulSetTarget(await apps.readNamespacedStatefulSet({ name: w.name, namespace: ns }));
   }
-  const ds = await apps.readNamespacedDaemonSet({ name: w.name, namespace: ns });
-  return {
-    selector: selectorString(ds.spec?.selector.matchLabels),
-    expected: ds.status?.desiredNumberScheduled ?? 0,
-  };
+  return daemonSetTarget(await apps.readNamespacedDaemonSet({ name: w.name, namespace: ns }));
 }
 
 async function listPods(kc: KubeConfig, ns: string | null, selector: string): Promise<V1Pod[]> {
@@ -105,7 +104,40 @@ async function listPods(kc: KubeConfig, ns: string | null, selector: string): Pr
   return list.items.filter((p) => p.metadata?.deletionTimestamp === undefined);
 }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+type RolloutRead = { ok: true; target: Target; views: PodView[] } | { ok: false; err: unknown };
+
+/** The workload's new pods as they are now; a transient failure is returned, others thrown. */
+async function readRollout(kc: KubeConfig, ns: string, w: Workload): Promise<RolloutRead> {
+  try {
+    const target = await readTarget(kc, ns, w);
+    const views = target.state === 'ready' ? (await listPods(kc, ns, target.selector)).map(podView) : [];
+    return { ok: true, target, views };
+  } catch (err) {
+    if (!isTransient(err)) throw err;
+    return { ok: false, err };
+  }
+}
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+const TIMED_OUT = Symbol('timed out');
+
+/** `p`, or TIMED_OUT if the deadline comes first (an API call that hangs cannot outlive --timeout). */
+async function beforeDeadline<T>(p: Promise<T>, deadline: number): Promise<T | typeof TIMED_OUT> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<typeof TIMED_OUT>((resolve) => {
+    timer = setTimeout(
+      () => {
+        resolve(TIMED_OUT);
+      },
+      Math.max(0, deadline - Date.now()),
+    );
+  });
+  try {
+    return await Promise.race([p, late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
 
 async function rollout(
   g: Global,
@@ -116,39 +148,64 @@ async function rollout(
   const kc = kubeConfig(g);
   const ns = namespaceOf(kc, g);
   const tty = process.stdout.isTTY;
+  const name = `${workload.kind}/${workload.name}`;
   const deadline = Date.now() + timeoutMs;
   let drawn = 0;
+  let lastHeader = '';
+  let lastWarning = '';
   const seen = new Map<string, string>();
+  const timedOut = () => {
+    process.stderr.write(
+      `error: timed out after ${formatDuration(timeoutMs / 1000)} waiting for the images of ${name}\n`,
+    );
+    return EXIT.timeout;
+  };
   for (;;) {
-    const { selector, expected } = await currentPods(kc, ns, workload);
-    const views = (await listPods(kc, ns, selector)).map(podView);
-    const rs = rows(views);
-    if (tty) {
-      const text = `${workload.kind}/${workload.name}: ${views.length}/${expected} pods\n${table(rs, true)}`;
-      if (drawn > 0) process.stdout.write(`\x1b[${drawn}A\x1b[J`);
-      process.stdout.write(`${text}\n`);
-      drawn = text.split('\n').length;
+    const read = await beforeDeadline(readRollout(kc, ns, workload), deadline);
+    if (read === TIMED_OUT) return timedOut();
+    if (!read.ok) {
+      // A transient failure: said once, tried again until the deadline.
+      const w = `warning: ${describeError(read.err)}; retrying`;
+      if (w !== lastWarning) process.stderr.write(`${w}\n`);
+      lastWarning = w;
     } else {
-      for (const r of rs) {
-        const key = `${r.pod} ${r.image}`;
-        const l = line(r);
-        if (seen.get(key) !== l) process.stdout.write(`${l}\n`);
-        seen.set(key, l);
+      const { target, views } = read;
+      const header =
+        target.state === 'pending'
+          ? `${name}: ${target.why}`
+          : `${name}: ${views.length}/${target.expected} pods`;
+      const rs = rows(views);
+      if (tty) {
+        const text = fitWidth(
+          rs.length === 0 ? header : `${header}\n${table(rs, true)}`,
+          process.stdout.columns,
+        );
+        if (drawn > 0) process.stdout.write(`\x1b[${drawn}A\x1b[J`);
+        process.stdout.write(`${text}\n`);
+        drawn = text.split('\n').length;
+      } else {
+        if (header !== lastHeader) process.stdout.write(`${header}\n`);
+        for (const r of rs) {
+          const key = `${r.pod} ${r.image}`;
+          const l = line(r);
+          if (seen.get(key) !== l) process.stdout.write(`${l}\n`);
+          seen.set(key, l);
+        }
+      }
+      lastHeader = header;
+      if (target.state === 'ready') {
+        const st = rolloutState(views, target.expected);
+        if (st.state === 'done') {
+          process.stdout.write(`${name}: all images pulled\n`);
+          return EXIT.ok;
+        }
+        if (st.state === 'failed') {
+          process.stderr.write(`error: image pull failed: ${st.reason}\n`);
+          return EXIT.failed;
+        }
       }
     }
-    const st = rolloutState(views, expected);
-    if (st.state === 'done') {
-      process.stdout.write(`${workload.kind}/${workload.name}: all images pulled\n`);
-      return 0;
-    }
-    if (st.state === 'failed') {
-      process.stderr.write(`error: image pull failed: ${st.reason}\n`);
-      return 1;
-    }
-    if (Date.now() >= deadline) {
-      process.stderr.write(`error: timed out waiting for the images of ${workload.kind}/${workload.name}\n`);
-      return 3;
-    }
+    if (Date.now() >= deadline) return timedOut();
     await sleep(Math.min(intervalMs, Math.max(0, deadline - Date.now())));
   }
 }
@@ -158,26 +215,43 @@ async function pods(g: Global, selector: string, all: boolean): Promise<number> 
   const views = (await listPods(kc, all ? null : namespaceOf(kc, g), selector)).map(podView);
   if (views.length === 0) {
     process.stderr.write('No pods found.\n');
-    return 0;
+    return EXIT.ok;
   }
   process.stdout.write(`${table(rows(views), process.stdout.isTTY)}\n`);
-  return 0;
+  return EXIT.ok;
 }
 
+/**
+ * The plugin's command line. `run` gets each command's outcome (an exit code). Usage errors
+ * throw commander's CommanderError from parse() (exitOverride, inherited by the subcommands).
+ */
 export function program(run: (p: Promise<number>) => void): Command {
   const cmd = new Command('kubectl-pulltrace')
-    .description('image-pull progress of pods, from pulltrace (https://github.com/pulltrace/pulltrace)')
+    .description('image-pull progress of pods, from what pulltrace writes on them')
+    .exitOverride()
     .option('--kubeconfig <path>', 'kubeconfig file (default: $KUBECONFIG or ~/.kube/config)')
     .option('--context <name>', 'kubeconfig context (default: the current one)')
-    .option('-n, --namespace <ns>', "namespace (default: the context's, else default)");
+    .option('-n, --namespace <ns>', "namespace (default: the context's, else default)")
+    .addHelpText(
+      'after',
+      '\nExit codes: 0 all images in; 1 a pull failed; 2 usage or API error; 3 timed out.',
+    );
   cmd
     .command('rollout')
     .description("follow a workload's new pods until their images are in")
     .argument('<workload>', 'deployment/NAME, statefulset/NAME or daemonset/NAME', parseWorkload)
-    .option('--timeout <duration>', 'give up after this long (default 10m)', parseDuration, 600_000)
-    .option('--interval <duration>', 'how often to read the pods (default 1s)', parseDuration, 1000)
+    .addOption(
+      new Option('--timeout <duration>', 'give up after this long')
+        .default(600_000, '10m')
+        .argParser(parseDuration),
+    )
+    .addOption(
+      new Option('--interval <duration>', 'how often to read the pods')
+        .default(1000, '1s')
+        .argParser(parseDuration),
+    )
     .action((w: Workload, o: { timeout: number; interval: number }) => {
-      run(rollout(cmd.opts<Global>(), w, o.timeout, o.interval));
+      run(rollout(cmd.opts<Global>(), w, o.timeout, Math.max(100, o.interval)));
     });
   cmd
     .command('pods')

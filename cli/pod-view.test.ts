@@ -10,8 +10,8 @@ import {
   type PodPullStatus,
 } from '../common/contract.js';
 import { parseStatusAnnotation, podView, rolloutState } from './pod-view.js';
-import { line, rows, table } from './render.js';
-import { parseWorkload } from './plugin.js';
+import { fitWidth, line, rows, table } from './render.js';
+import { parseWorkload } from './workload.js';
 
 function image(over: Partial<ImagePullStatus> = {}): ImagePullStatus {
   return {
@@ -135,4 +135,31 @@ test('parseWorkload', () => {
   assert.deepEqual(parseWorkload('daemonset.apps/agent'), { kind: 'daemonset', name: 'agent' });
   assert.throws(() => parseWorkload('pod/x'), /deployment\/NAME/);
   assert.throws(() => parseWorkload('web'), /deployment\/NAME/);
+});
+
+test('rows: a pod whose containers run shows its images present, even before the final write', () => {
+  const lagging = podView(pod('lagging', { status: doc([image()]), running: true }));
+  assert.deepEqual(rows([lagging]), [
+    {
+      pod: 'ns/lagging',
+      image: 'registry.test/team/app:1',
+      phase: 'Pulled',
+      percent: 100,
+      bytes: '67.0/67.0 MB',
+      rate: '-',
+      eta: '-',
+    },
+  ]);
+  const failed = podView(
+    pod('failed', { status: doc([image({ phase: 'Failed', error: 'boom' })]), running: true }),
+  );
+  assert.equal(rows([failed])[0]?.phase, 'Failed');
+  const waiting = podView(pod('waiting', { status: doc([image()]) }));
+  assert.equal(rows([waiting])[0]?.phase, 'Downloading');
+});
+
+test('fitWidth keeps every line shorter than the terminal, so a redraw never wraps', () => {
+  assert.equal(fitWidth('abcdef\nab', 5), 'abc…\nab');
+  assert.equal(fitWidth('abcd', 5), 'abcd');
+  assert.equal(fitWidth('abcdef', undefined), 'abcdef');
 });

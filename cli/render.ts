@@ -3,6 +3,8 @@ import { formatDuration } from '../common/contract.js';
 import { alignColumns, formatBytesPair, formatRate, progressBar } from '../common/format.js';
 import type { PodView } from './pod-view.js';
 
+const FINAL = new Set<string>(['Pulled', 'Cached', 'Failed']);
+
 export interface Row {
   pod: string;
   image: string;
@@ -26,6 +28,20 @@ export function rows(views: PodView[]): Row[] {
       continue;
     }
     for (const img of v.status.images) {
+      // The kubelet has started the containers, so every image is present, even if the agent's
+      // last write (held back by its minimum interval) still shows the pull under way.
+      if (v.containersStarted && !FINAL.has(img.phase)) {
+        out.push({
+          pod,
+          image: img.image,
+          phase: 'Pulled',
+          percent: 100,
+          bytes: img.bytesTotal > 0 ? formatBytesPair(img.bytesTotal, img.bytesTotal) : '-',
+          rate: '-',
+          eta: '-',
+        });
+        continue;
+      }
       out.push({
         pod,
         image: img.image,
@@ -59,4 +75,16 @@ export function table(rs: Row[], bars: boolean): string {
 export function line(r: Row): string {
   const pct = r.percent === null ? '-' : `${r.percent}%`;
   return `${r.pod} ${r.image} ${r.phase} ${pct} ${r.bytes} ${r.rate} eta=${r.eta}`;
+}
+
+/**
+ * Cuts each line to fewer than `columns` characters (with an ellipsis), so a table redrawn in
+ * place on a terminal never wraps: a wrapped line would throw off the count of lines to redraw.
+ */
+export function fitWidth(text: string, columns: number | undefined): string {
+  if (columns === undefined || columns < 2) return text;
+  return text
+    .split('\n')
+    .map((l) => (l.length < columns ? l : `${l.slice(0, columns - 2)}…`))
+    .join('\n');
 }
