@@ -62,6 +62,12 @@ test('sandbox up → image → a Deployment rolls out through kubectl → down r
       });
       assert.equal(r.code, 0, r.stdout + r.stderr);
       assert.match(r.stdout, /successfully rolled out/);
+      // The rollout is done when the pods run; the agent's final write may follow a moment later.
+      const w = await k.run(
+        ['wait', '--for=condition=pulltrace.io/ImagesPulled', 'pod', '-l', 'app=web', '--timeout=60s'],
+        { timeoutMs: 90_000 },
+      );
+      assert.equal(w.code, 0, w.stdout + w.stderr);
       const pods = await k.run([
         'get',
         'pods',
