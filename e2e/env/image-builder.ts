@@ -44,13 +44,13 @@ function blob(data: Buffer): Blob {
   return { digest: `sha256:${createHash('sha256').update(data).digest('hex')}`, size: data.length, data };
 }
 
-/** A one-file ustar archive. */
-function tar(name: string, content: Buffer): Buffer {
+/** One ustar entry (header + content padded to 512 bytes). */
+function tarEntry(name: string, content: Buffer, mode: string): Buffer {
   const header = Buffer.alloc(512);
   const field = (value: string, offset: number, length: number) =>
     header.write(value, offset, length, 'ascii');
   field(name, 0, 100);
-  field('0000644\0', 100, 8);
+  field(`${mode}\0`, 100, 8);
   field('0000000\0', 108, 8);
   field('0000000\0', 116, 8);
   field(`${content.length.toString(8).padStart(11, '0')}\0`, 124, 12);
@@ -63,7 +63,47 @@ function tar(name: string, content: Buffer): Buffer {
   for (const b of header) sum += b;
   field(`${sum.toString(8).padStart(6, '0')}\0 `, 148, 8);
   const pad = (512 - (content.length % 512)) % 512;
-  return Buffer.concat([header, content, Buffer.alloc(pad), Buffer.alloc(1024)]);
+  return Buffer.concat([header, content, Buffer.alloc(pad)]);
+}
+
+/**
+ * The smallest program that exits 0 on linux/amd64: an ELF64 header, one loadable segment, and
+ * `mov eax, 60; xor edi, edi; syscall` (exit(0)). Every test layer carries it as /true, the
+ * images' command, so a real kubelet can start their containers (e2e against a real cluster).
+ */
+export function trueProgram(): Buffer {
+  const code = Buffer.from([0xb8, 0x3c, 0, 0, 0, 0x31, 0xff, 0x0f, 0x05]);
+  const size = 64 + 56 + code.length;
+  const base = 0x400000n;
+  const b = Buffer.alloc(size);
+  b.set([0x7f, 0x45, 0x4c, 0x46, 2, 1, 1, 0], 0); // magic, 64-bit, little endian, version 1
+  b.writeUInt16LE(2, 16); // ET_EXEC
+  b.writeUInt16LE(0x3e, 18); // x86-64
+  b.writeUInt32LE(1, 20);
+  b.writeBigUInt64LE(base + 120n, 24); // entry: the code after the two headers
+  b.writeBigUInt64LE(64n, 32); // program headers right after this header
+  b.writeUInt16LE(64, 52);
+  b.writeUInt16LE(56, 54);
+  b.writeUInt16LE(1, 56);
+  b.writeUInt32LE(1, 64); // PT_LOAD
+  b.writeUInt32LE(5, 68); // R + X
+  b.writeBigUInt64LE(0n, 72);
+  b.writeBigUInt64LE(base, 80);
+  b.writeBigUInt64LE(base, 88);
+  b.writeBigUInt64LE(BigInt(size), 96);
+  b.writeBigUInt64LE(BigInt(size), 104);
+  b.writeBigUInt64LE(0x1000n, 112);
+  code.copy(b, 120);
+  return b;
+}
+
+/** A ustar archive of `size` random bytes in `name`, and /true. */
+function tar(name: string, content: Buffer): Buffer {
+  return Buffer.concat([
+    tarEntry(name, content, '0000644'),
+    tarEntry('true', trueProgram(), '0000755'),
+    Buffer.alloc(1024),
+  ]);
 }
 
 /** A gzip'ed tar of `size` random bytes (the gzip is a little larger than `size`). */
@@ -82,7 +122,7 @@ function manifestFor(layers: Layer[], platform: { os: string; architecture: stri
     architecture: platform.architecture,
     os: platform.os,
     rootfs: { type: 'layers', diff_ids: layers.map((l) => l.diffId) },
-    config: { Cmd: ['/bin/true'] },
+    config: { Cmd: ['/true'] },
   });
   const manifest = json({
     schemaVersion: 2,
