@@ -3,15 +3,18 @@ import assert from 'node:assert/strict';
 import { silentLogger } from '../common/logging.js';
 import { buildApp, BODY_LIMIT } from './app.js';
 import { createWebhookMetrics } from './metrics.js';
-import type { mutatePod } from './mutate.js';
-import { podReview } from './test-helpers.js';
+import { KEY_TRACK } from '../common/contract.js';
+import { admit, type JsonObject, type mutatePod } from './mutate.js';
+import { decodePatch, podReview } from './test-helpers.js';
+
+const mutateOpts = { readinessGateNamespaces: new Set<string>() };
 
 function app(mutator?: typeof mutatePod) {
   const metrics = createWebhookMetrics({ processMetrics: false });
   const a = buildApp({
     logger: silentLogger(),
     metrics,
-    mutate: { readinessGateNamespaces: new Set() },
+    mutate: mutateOpts,
     mutator,
   });
   return { a, metrics };
@@ -128,4 +131,53 @@ test('health, readiness and metrics endpoints', async (t) => {
   assert.match(m.body, /pulltrace_webhook_patches_total 1/);
   assert.match(m.body, /pulltrace_webhook_request_duration_seconds_count\{outcome="patched"\} 1/);
   assert.equal((await a.inject('/nope')).statusCode, 404);
+});
+
+test('the served answer is exactly the review admit() decides (the response schema drops nothing)', async (t) => {
+  const failing: typeof mutatePod = () => {
+    throw new TypeError('unexpected');
+  };
+  const cases: [string, JsonObject, typeof mutatePod | undefined][] = [
+    ['patched', podReview(), undefined],
+    [
+      'opted out',
+      podReview((pod) => {
+        (pod.metadata as JsonObject).labels = { [KEY_TRACK]: 'false' };
+      }),
+      undefined,
+    ],
+    [
+      'skipped',
+      podReview((_pod, request) => {
+        request.operation = 'UPDATE';
+      }),
+      undefined,
+    ],
+    ['error, with a warning', podReview(), failing],
+  ];
+  for (const [name, review, mutator] of cases) {
+    const { a } = app(mutator);
+    t.after(() => a.close());
+    const res = await a.inject({ method: 'POST', url: '/mutate', headers: json, payload: review });
+    assert.equal(res.statusCode, 200, name);
+    assert.deepEqual(res.json(), admit(review, mutateOpts, mutator).review, name);
+  }
+});
+
+test('"__proto__" and "constructor" keys in the review are plain data: answered, nothing polluted', async (t) => {
+  const { a } = app();
+  t.after(() => a.close());
+  // JSON.stringify cannot write a "__proto__" key from an object literal; splice it into the text.
+  const payload = JSON.stringify(podReview()).replace(
+    '"labels":{',
+    '"labels":{"__proto__":{"polluted":"yes"},"constructor":{"prototype":{"polluted":"yes"}},',
+  );
+  assert.match(payload, /"__proto__":\{"polluted"/);
+  const res = await a.inject({ method: 'POST', url: '/mutate', headers: json, payload });
+  assert.equal(res.statusCode, 200, res.body);
+  assert.deepEqual(decodePatch(res.json()), [
+    { op: 'add', path: '/metadata/labels/pulltrace.io~1tracked', value: 'true' },
+  ]);
+  assert.equal((Object.prototype as Record<string, unknown>).polluted, undefined);
+  assert.equal(({} as Record<string, unknown>).polluted, undefined);
 });

@@ -4,7 +4,7 @@ import { ERROR_CODES, type ErrorCode } from '../common/errors.js';
 import type { Logger } from '../common/logging.js';
 import type { KeyPair } from './tls.js';
 import type { WebhookMetrics } from './metrics.js';
-import { BadReviewError, admit, mutatePod, type MutateOptions } from './mutate.js';
+import { BadReviewError, admit, mutatePod, type Decision, type MutateOptions } from './mutate.js';
 
 /** The API server sends at most 3 MiB objects (etcd's limit is 1.5 MiB): more is not a review. */
 export const BODY_LIMIT = 3 * 1024 * 1024;
@@ -42,12 +42,65 @@ function clientError(err: FastifyError): ErrorBody {
   }
 }
 
+/**
+ * The 200 answer, so fastify serialises it with fast-json-stringify instead of JSON.stringify
+ * (0.4 µs instead of 0.7 µs a request). It lists every field of AdmissionReviewResponse: a
+ * field missing here would be dropped silently, which app.test.ts guards against by comparing
+ * the served body with admit()'s.
+ */
+const REVIEW_RESPONSE_SCHEMA = {
+  type: 'object',
+  required: ['apiVersion', 'kind', 'response'],
+  properties: {
+    apiVersion: { type: 'string' },
+    kind: { type: 'string' },
+    response: {
+      type: 'object',
+      required: ['uid', 'allowed'],
+      properties: {
+        uid: { type: 'string' },
+        allowed: { type: 'boolean' },
+        patchType: { type: 'string' },
+        patch: { type: 'string' },
+        warnings: { type: 'array', items: { type: 'string' } },
+      },
+    },
+  },
+} as const;
+
+/**
+ * Every 4xx/5xx answer of /mutate is an ErrorBody. Nothing is required, so a body of another
+ * shape (none is sent today) would lose fields rather than turn into a serialisation error.
+ */
+const ERROR_SCHEMA = {
+  type: 'object',
+  properties: { code: { type: 'string' }, message: { type: 'string' } },
+} as const;
+
+/**
+ * Seconds since a process.hrtime.bigint() reading; a module function, so the handler makes no
+ * function object per request.
+ */
+function secondsSince(start: bigint): number {
+  return Number(process.hrtime.bigint() - start) / 1e9;
+}
+
 export function buildApp(opts: AppOptions): FastifyInstance {
   const app = Fastify({
     loggerInstance: opts.logger,
     // One log line per request would cost more than the admission itself; faults are logged.
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: BODY_LIMIT,
+    // Parse bodies with plain JSON.parse (still a 400 for invalid JSON) instead of also
+    // scanning the 8 KB text twice with secure-json-parse's __proto__/constructor regexes
+    // (1.2 µs a request). Those guard code that merges parsed objects into others by
+    // assignment, where a "__proto__" key would replace a prototype. Nothing here does:
+    // admit() only reads the review, and the one object it builds from it, the new labels, is
+    // made by spread, which copies a "__proto__" key as an ordinary own property. app.test.ts
+    // sends such keys and checks the answer and Object.prototype. (Kubernetes label and
+    // annotation keys cannot be "__proto__" anyway.)
+    onProtoPoisoning: 'ignore',
+    onConstructorPoisoning: 'ignore',
     // Admission requests come only from the API server; keep-alive connections are reused.
     keepAliveTimeout: 30_000,
     ...(opts.tls === undefined
@@ -74,28 +127,34 @@ export function buildApp(opts: AppOptions): FastifyInstance {
     return reply.code(500).send(errorBody('PT_ADMISSION_INTERNAL'));
   });
 
-  app.post('/mutate', (req, reply) => {
-    const start = process.hrtime.bigint();
-    const seconds = () => Number(process.hrtime.bigint() - start) / 1e9;
-    try {
-      const decision = admit(req.body, opts.mutate, mutator);
+  app.post(
+    '/mutate',
+    { schema: { response: { 200: REVIEW_RESPONSE_SCHEMA, '4xx': ERROR_SCHEMA, '5xx': ERROR_SCHEMA } } },
+    (req, reply) => {
+      const start = process.hrtime.bigint();
+      let decision: Decision;
+      try {
+        decision = admit(req.body, opts.mutate, mutator);
+      } catch (err) {
+        opts.metrics.observe('bad_request', secondsSince(start));
+        if (err instanceof BadReviewError) {
+          return reply.code(400).send(errorBody('PT_ADMISSION_BAD_REVIEW', err.message));
+        }
+        req.log.error({ err }, 'admission failed');
+        return reply
+          .code(400)
+          .send(errorBody('PT_ADMISSION_BAD_REVIEW', 'the review could not be processed'));
+      }
       if (decision.outcome === 'error') {
         req.log.error(
           { err: decision.error, uid: decision.review.response.uid },
           'mutation failed; pod allowed',
         );
       }
-      opts.metrics.observe(decision.outcome, seconds());
+      opts.metrics.observe(decision.outcome, secondsSince(start));
       return reply.send(decision.review);
-    } catch (err) {
-      opts.metrics.observe('bad_request', seconds());
-      if (err instanceof BadReviewError) {
-        return reply.code(400).send(errorBody('PT_ADMISSION_BAD_REVIEW', err.message));
-      }
-      req.log.error({ err }, 'admission failed');
-      return reply.code(400).send(errorBody('PT_ADMISSION_BAD_REVIEW', 'the review could not be processed'));
-    }
-  });
+    },
+  );
 
   app.get('/healthz', (_req, reply) => reply.type('text/plain').send('ok\n'));
   app.get('/readyz', (_req, reply) =>
