@@ -21,6 +21,7 @@ import {
   type BudgetOptions,
   type BudgetState,
 } from '../node-agent/publisher/budget.js';
+import { prng } from '../e2e/env/prng.js';
 
 export interface ScaleOptions {
   pods: number;
@@ -112,19 +113,6 @@ export interface ScaleResult {
   stalls: number;
   /** What the kubelet writes for the same pods (KUBELET_WRITES_PER_*). */
   kubeletRequests: number;
-}
-
-/** xorshift32, seeded. */
-function prng(seed: number): () => number {
-  let x = seed >>> 0 || 1;
-  return () => {
-    x ^= x << 13;
-    x >>>= 0;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    x >>>= 0;
-    return x / 2 ** 32;
-  };
 }
 
 function normal(rand: () => number): number {

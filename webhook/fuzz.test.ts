@@ -14,22 +14,10 @@ import { buildApp } from './app.js';
 import { createWebhookMetrics } from './metrics.js';
 import type { JsonObject } from './mutate.js';
 import { podReview } from './test-helpers.js';
+import { prng } from '../e2e/env/prng.js';
 
 const SEED = Number(process.env.PULLTRACE_FUZZ_SEED ?? 0x5eed1);
 const CASES = 1200;
-
-/** xorshift32: a small seeded generator, so every run sends the same cases. */
-function prng(seed: number): () => number {
-  let x = seed >>> 0 || 1;
-  return () => {
-    x ^= x << 13;
-    x >>>= 0;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    x >>>= 0;
-    return x / 2 ** 32;
-  };
-}
 
 class Gen {
   constructor(readonly next: () => number) {}
