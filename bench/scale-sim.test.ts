@@ -3,19 +3,10 @@
 // --max-writes-per-pull, no node over its token bucket; and the simulation is deterministic.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { ROLLOUT_5000, simulate, type ScaleOptions } from './scale-sim.js';
+import { DENSE_NODE, ROLLOUT_5000, simulate, type ScaleOptions } from './scale-sim.js';
 
 const SMALL: ScaleOptions = { ...ROLLOUT_5000, pods: 300, nodes: 300, stallShare: 0.3, failShare: 0.1 };
-const DENSE: ScaleOptions = {
-  ...ROLLOUT_5000,
-  pods: 110,
-  nodes: 1,
-  parallelPulls: 20,
-  createPerSecond: 110,
-  imageBytes: 100e6,
-  throughputMedian: 100e6,
-  throughputSigma: 0,
-};
+const DENSE = DENSE_NODE;
 
 test('every final state is written and no pull goes over --max-writes-per-pull', () => {
   for (const o of [SMALL, DENSE, { ...SMALL, imageBytes: 3000e6, throughputMedian: 10e6 }]) {

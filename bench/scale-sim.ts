@@ -72,6 +72,18 @@ export const ROLLOUT_5000: ScaleOptions = {
   seed: 20261125,
 };
 
+/** One dense node: 110 pods (the kubelet's default maximum), 20 pulls at once, 100 MB each. */
+export const DENSE_NODE: ScaleOptions = {
+  ...ROLLOUT_5000,
+  pods: 110,
+  nodes: 1,
+  parallelPulls: 20,
+  createPerSecond: 110,
+  imageBytes: 100e6,
+  throughputMedian: 100e6,
+  throughputSigma: 0,
+};
+
 /** Writes the kubelet makes for one pod that starts: status patches (ContainerCreating,
  * Running, Ready) and events (Pulling, Pulled, Created, Started). */
 export const KUBELET_WRITES_PER_POD = 7;

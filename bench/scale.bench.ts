@@ -14,7 +14,7 @@ import {
 } from '../common/contract.js';
 import type { JsonObject } from '../webhook/mutate.js';
 import { podReview } from '../webhook/test-helpers.js';
-import { ROLLOUT_5000, simulate, type ScaleOptions, type ScaleResult } from './scale-sim.js';
+import { DENSE_NODE, ROLLOUT_5000, simulate, type ScaleOptions, type ScaleResult } from './scale-sim.js';
 
 const R = ROLLOUT_5000;
 
@@ -30,16 +30,7 @@ export const SCENARIOS: { name: string; options: ScaleOptions }[] = [
   },
   {
     name: 'dense node: 110 pods, 20 pulls at once, 100 MB each',
-    options: {
-      ...R,
-      pods: 110,
-      nodes: 1,
-      parallelPulls: 20,
-      createPerSecond: 110,
-      imageBytes: 100e6,
-      throughputMedian: 100e6,
-      throughputSigma: 0,
-    },
+    options: DENSE_NODE,
   },
 ];
 

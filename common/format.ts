@@ -59,9 +59,13 @@ export function alignColumns(rows: string[][]): string {
  * so the cause is at the end.
  */
 export function keepEnds(raw: string, max: number): string {
-  // One line: runs of whitespace and control characters become one space.
-  const text = raw.replace(/[\s\p{Cc}]+/gu, ' ');
+  const text = oneLine(raw);
   if (text.length <= max) return text;
   const head = Math.floor((max - 3) / 3);
   return `${text.slice(0, head)} … ${text.slice(text.length - (max - 3 - head))}`;
+}
+
+/** Runs of whitespace and control characters folded into one space: messages are one line. */
+export function oneLine(text: string): string {
+  return text.replace(/[\s\p{Cc}]+/gu, ' ');
 }

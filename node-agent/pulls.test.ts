@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { ImagePullStatus } from '../common/contract.js';
+import { blankStatus, type ImagePullStatus } from '../common/contract.js';
 import { jsonLine, pullsTable } from './pulls.js';
 import type { TrackedPull, TrackerSnapshot } from './tracker/types.js';
 
@@ -74,19 +74,7 @@ test('pullsTable: header, one row per pull with human figures, newest first', ()
     snap([
       status({ image: 'old:1', startedAt: ago(125), phase: 'Pulled', percent: 100, etaSeconds: 0 }),
       status({ image: 'new:1', startedAt: ago(5) }),
-      status({
-        image: 'resolving:1',
-        phase: 'Resolving',
-        startedAt: null,
-        percent: 0,
-        bytesDone: 0,
-        bytesTotal: 0,
-        bytesCached: 0,
-        layersDone: 0,
-        layersTotal: 0,
-        bytesPerSecond: 0,
-        etaSeconds: null,
-      }),
+      blankStatus('resolving:1'),
       status({ image: 'mid:1', startedAt: ago(30), phase: 'Stalled', bytesPerSecond: 0, etaSeconds: null }),
     ]),
     false,

@@ -1,5 +1,6 @@
 // Small text helpers for what the publisher writes where people read it (condition message,
 // events, the status annotation): bounded lengths and short image names.
+import { oneLine } from '../../common/format.js';
 import { parseImageRef } from '../../common/image-ref.js';
 
 const ELLIPSIS = '…';
@@ -20,11 +21,6 @@ export function truncate(raw: string, max: number): string {
     out += ch;
   }
   return out + ELLIPSIS;
-}
-
-/** Runs of whitespace and control characters folded into one space. */
-export function oneLine(text: string): string {
-  return text.replace(/[\s\p{Cc}]+/gu, ' ');
 }
 
 /** The UTF-8 size of `text`, which is what the API server counts for annotations. */
