@@ -58,10 +58,8 @@ interface BlobState {
   total: number;
   /** Most bytes seen for this blob: a restarted ingest does not count twice or go backwards. */
   counted: number;
-  lastOffset: number;
   inFlight: boolean;
   committed: boolean;
-  restarts: number;
   /** When containerd last wrote to the ingest (its clock), null if it did not say. */
   updatedAt: number | null;
 }
@@ -460,16 +458,12 @@ export class PullTracker {
       const b = this.blobs.get(digest) ?? {
         total: 0,
         counted: 0,
-        lastOffset: 0,
         inFlight: false,
         committed: false,
-        restarts: 0,
         updatedAt: null,
       };
-      if (ing.offset < b.lastOffset) b.restarts++;
       b.total = ing.total > 0 ? ing.total : b.total;
       b.counted = Math.min(Math.max(b.counted, ing.offset), b.total > 0 ? b.total : Number.MAX_SAFE_INTEGER);
-      b.lastOffset = ing.offset;
       b.updatedAt = ing.updatedAt?.getTime() ?? null;
       b.inFlight = true;
       b.committed = false;
@@ -509,10 +503,8 @@ export class PullTracker {
       this.blobs.set(info.digest, {
         total: info.size,
         counted: info.size,
-        lastOffset: info.size,
         inFlight: false,
         committed: true,
-        restarts: this.blobs.get(info.digest)?.restarts ?? 0,
         updatedAt: null,
       });
     }
@@ -672,10 +664,8 @@ export class PullTracker {
         this.blobs.set(ref.digest, {
           total: ref.size,
           counted: ref.size,
-          lastOffset: ref.size,
           inFlight: false,
           committed: true,
-          restarts: 0,
           updatedAt: null,
         });
       } else {
