@@ -13,7 +13,7 @@ import { program } from '../cli/plugin.js';
 import { envName } from '../common/options.js';
 import { addAgentOptions, addPullsOptions } from '../node-agent/config.js';
 import { FakeContainerdSource } from '../node-agent/containerd/fake-source.js';
-import { createAgentMetrics } from '../node-agent/metrics.js';
+import { createAgentMetrics, type PublisherStats } from '../node-agent/metrics.js';
 import { PullTracker } from '../node-agent/tracker/tracker.js';
 import { webhookCommand } from '../webhook/config.js';
 import { createWebhookMetrics } from '../webhook/metrics.js';
@@ -169,6 +169,12 @@ async function metricsOf(registry: Registry): Promise<MetricRow[]> {
   }));
 }
 
+/** The publisher's counters, as the agent registers them (values do not matter here). */
+const PUBLISHER: PublisherStats = {
+  counts: { metadata: 0, status: 0, events: 0, retries: 0, gone: 0, errors: 0 },
+  active: () => 0,
+};
+
 test('every metric registered is in docs/metrics.md with its type and labels', async () => {
   const webhook = createWebhookMetrics({ processMetrics: false });
   // One observation of each outcome so labelled series (and their label names) exist.
@@ -178,7 +184,7 @@ test('every metric registered is in docs/metrics.md with its type and labels', a
   const tracker = new PullTracker({ source: new FakeContainerdSource() });
   const registered = [
     ...(await metricsOf(webhook.registry)),
-    ...(await metricsOf(createAgentMetrics(tracker, { processMetrics: false }))),
+    ...(await metricsOf(createAgentMetrics(tracker, { processMetrics: false, publisher: PUBLISHER }))),
   ];
   assert.ok(registered.length >= 7, `${registered.length} metrics`);
   const doc = read('metrics.md');
@@ -219,13 +225,19 @@ test("the process metrics' prefixes and every default metric are in docs/metrics
   const prefixes = { webhook: 'pulltrace_webhook_', agent: 'pulltrace_node_agent_' };
   const webhook = await metricsOf(createWebhookMetrics({ processMetrics: true }).registry);
   const agent = await metricsOf(
-    createAgentMetrics(new PullTracker({ source: new FakeContainerdSource() }), { processMetrics: true }),
+    createAgentMetrics(new PullTracker({ source: new FakeContainerdSource() }), {
+      processMetrics: true,
+      publisher: PUBLISHER,
+    }),
   );
   const own = new Set([
     'pulltrace_pulls',
     'pulltrace_pull_bytes_per_second',
     'pulltrace_pull_bytes_remaining',
     'pulltrace_containerd_up',
+    'pulltrace_api_writes_total',
+    'pulltrace_api_write_failures_total',
+    'pulltrace_pods_followed',
   ]);
   const defaults = [
     ...webhook

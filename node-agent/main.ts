@@ -106,7 +106,7 @@ async function runAgent(config: AgentConfig): Promise<void> {
   let closing = false;
   const side = await startMetricsServer({
     listen: config.metricsListen,
-    registry: createAgentMetrics(tracker, { processMetrics: true }),
+    registry: createAgentMetrics(tracker, { processMetrics: true, publisher }),
     notReady: () => {
       if (closing) return 'shutting down';
       if (tracker.lastError !== null) return `containerd: ${tracker.lastError}`;

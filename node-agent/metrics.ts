@@ -1,10 +1,31 @@
 // The node agent's Prometheus metrics, read from the tracker at scrape time (no second copy of
 // the state to keep in step).
-import { Gauge, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import { PHASES } from '../common/contract.js';
 import type { PullTracker } from './tracker/tracker.js';
 
-export function createAgentMetrics(tracker: PullTracker, opts: { processMetrics: boolean }): Registry {
+/** What the publisher counts (Publisher has these). */
+export interface PublisherStats {
+  readonly counts: Readonly<Record<'metadata' | 'status' | 'events' | 'retries' | 'gone' | 'errors', number>>;
+  active(): number;
+}
+
+/** A counter that follows a running total kept elsewhere, read at scrape time. */
+function followTotals(c: Counter<'kind'>, totals: () => Record<string, number>): () => void {
+  const seen = new Map<string, number>();
+  return () => {
+    for (const [kind, total] of Object.entries(totals())) {
+      // inc by 0 too, so every kind's series exists from the first scrape.
+      c.inc({ kind }, Math.max(0, total - (seen.get(kind) ?? 0)));
+      seen.set(kind, total);
+    }
+  };
+}
+
+export function createAgentMetrics(
+  tracker: PullTracker,
+  opts: { processMetrics: boolean; publisher?: PublisherStats },
+): Registry {
   const registry = new Registry();
   if (opts.processMetrics) collectDefaultMetrics({ register: registry, prefix: 'pulltrace_node_agent_' });
   new Gauge({
@@ -46,5 +67,44 @@ export function createAgentMetrics(tracker: PullTracker, opts: { processMetrics:
       this.set(tracker.lastError === null ? 1 : 0);
     },
   });
+  const pub = opts.publisher;
+  if (pub !== undefined) {
+    const requests: Counter<'kind'> = new Counter({
+      name: 'pulltrace_api_writes_total',
+      help: 'API writes made to pods, by kind: metadata (labels + annotations patch), status (condition patch), event.',
+      labelNames: ['kind'],
+      registers: [registry],
+      collect: () => {
+        update();
+      },
+    });
+    const update = followTotals(requests, () => ({
+      metadata: pub.counts.metadata,
+      status: pub.counts.status,
+      event: pub.counts.events,
+    }));
+    const failures: Counter<'kind'> = new Counter({
+      name: 'pulltrace_api_write_failures_total',
+      help: 'Failed API writes, by what was done: retry (409, 429, 5xx, network), gone (404: pod deleted), rejected (other 4xx).',
+      labelNames: ['kind'],
+      registers: [registry],
+      collect: () => {
+        updateFailures();
+      },
+    });
+    const updateFailures = followTotals(failures, () => ({
+      retry: pub.counts.retries,
+      gone: pub.counts.gone,
+      rejected: pub.counts.errors,
+    }));
+    new Gauge({
+      name: 'pulltrace_pods_followed',
+      help: 'Tracked pods on this node whose images are not all in yet (the agent still writes to them).',
+      registers: [registry],
+      collect() {
+        this.set(pub.active());
+      },
+    });
+  }
   return registry;
 }

@@ -81,7 +81,7 @@ export class Publisher {
   private timer: NodeJS.Timeout | null = null;
   private busy: Promise<void> | null = null;
   private offChange: (() => void) | null = null;
-  /** Writes made, by kind: for metrics and tests. */
+  /** Writes made and failed, by kind: running totals for the metrics (node-agent/metrics.ts). */
   readonly counts = { metadata: 0, status: 0, events: 0, retries: 0, gone: 0, errors: 0 };
 
   constructor(private readonly o: PublisherOptions) {
@@ -176,7 +176,7 @@ export class Publisher {
     for (const img of e.images) this.release(img, k);
   }
 
-  /** Pods followed and not yet finished (for metrics and tests). */
+  /** Pods followed and not yet finished (the pulltrace_pods_followed metric). */
   active(): number {
     let n = 0;
     for (const e of this.pods.values()) if (!e.done) n++;

@@ -1,0 +1,32 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { FakeContainerdSource } from './containerd/fake-source.js';
+import { createAgentMetrics, type PublisherStats } from './metrics.js';
+import { PullTracker } from './tracker/tracker.js';
+
+test("the publisher's running totals become counters that only go up, read at scrape time", async () => {
+  const counts = { metadata: 0, status: 0, events: 0, retries: 0, gone: 0, errors: 0 };
+  let active = 2;
+  const stats: PublisherStats = { counts, active: () => active };
+  const registry = createAgentMetrics(new PullTracker({ source: new FakeContainerdSource() }), {
+    processMetrics: false,
+    publisher: stats,
+  });
+  const value = async (line: RegExp) => {
+    const m = line.exec(await registry.metrics());
+    assert.ok(m?.[1] !== undefined, `no ${String(line)} in the scrape`);
+    return Number(m[1]);
+  };
+  assert.equal(await value(/^pulltrace_api_writes_total\{kind="metadata"\} (\d+)$/m), 0);
+  counts.metadata = 3;
+  counts.status = 2;
+  counts.retries = 1;
+  assert.equal(await value(/^pulltrace_api_writes_total\{kind="metadata"\} (\d+)$/m), 3);
+  counts.metadata = 5;
+  active = 1;
+  assert.equal(await value(/^pulltrace_api_writes_total\{kind="metadata"\} (\d+)$/m), 5, 'not 3 + 5');
+  assert.equal(await value(/^pulltrace_api_writes_total\{kind="status"\} (\d+)$/m), 2);
+  assert.equal(await value(/^pulltrace_api_write_failures_total\{kind="retry"\} (\d+)$/m), 1);
+  assert.equal(await value(/^pulltrace_api_write_failures_total\{kind="gone"\} (\d+)$/m), 0);
+  assert.equal(await value(/^pulltrace_pods_followed (\d+)$/m), 1);
+});
