@@ -41,7 +41,7 @@ export interface PullsIo {
 }
 
 /**
- * Runs the command. Without --watch: polls until downloads have a rate (at most 3 s), prints
+ * Runs the command. Without --watch: polls until downloads have a rate (at most 5 s), prints
  * and returns. With --watch: prints whenever a pull changes, until interrupted.
  * Rejects if containerd cannot be read.
  */
@@ -73,9 +73,10 @@ export async function runPulls(
   };
   await poll();
   if (!config.watch) {
-    // A rate needs two samples of containerd's writes, which come ~1 MiB apart per layer: poll
-    // until every download has one, for at most 3 s.
-    const end = Date.now() + 3000;
+    // A rate needs two samples of containerd's writes, which come 1 MiB apart per layer (every
+    // 4 s for a layer at 256 KiB/s): poll until every download has one, for at most 5 s; a
+    // download slower than that is printed without a rate.
+    const end = Date.now() + 5000;
     const rateless = () =>
       tracker.snapshot().pulls.some((p) => p.status.phase === 'Downloading' && p.status.bytesPerSecond === 0);
     do {
