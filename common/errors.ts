@@ -17,6 +17,15 @@ export const ERROR_CODES = {
   PT_CONTAINERD_CALL_FAILED: 'containerd answered the call with an error',
   // Kubernetes API.
   PT_KUBE_API: 'Kubernetes API request failed',
+  // Container registries (node-agent/registry: read-only, anonymous manifest look-ups).
+  PT_REGISTRY_BAD_REFERENCE: 'not an image reference the registry client can look up',
+  PT_REGISTRY_CONFIG: 'cannot read the registry host configuration',
+  PT_REGISTRY_UNAVAILABLE: 'registry is not reachable or not serving',
+  PT_REGISTRY_TIMEOUT: 'registry did not answer in time',
+  PT_REGISTRY_DENIED: 'registry refused anonymous access',
+  PT_REGISTRY_NOT_FOUND: 'registry has no such manifest',
+  PT_REGISTRY_BAD_RESPONSE: 'registry returned a response pulltrace cannot read',
+  PT_REGISTRY_NO_PLATFORM: 'image has no manifest for the platform',
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;
@@ -40,4 +49,9 @@ export function errorMessage(err: unknown): string {
     e = e instanceof Error ? e.cause : undefined;
   }
   return parts.join(': ');
+}
+
+/** True when `err` is a PulltraceError with `code` (an instanceof check, not a structural cast). */
+export function isCode(err: unknown, code: ErrorCode): boolean {
+  return err instanceof PulltraceError && err.code === code;
 }

@@ -176,8 +176,8 @@ test('down(), failNext() and close() reject with PT_CONTAINERD_UNAVAILABLE; stre
   await assert.rejects(f.readBlob(d('a'), 100), coded('PT_CONTAINERD_CALL_FAILED'));
   f.failNext(null, { times: 2 });
   await assert.rejects(f.listImages(), coded('PT_CONTAINERD_UNAVAILABLE'));
-  await assert.rejects(f.listSnapshots('overlayfs'), coded('PT_CONTAINERD_UNAVAILABLE'));
-  assert.deepEqual(await f.listSnapshots('overlayfs'), []);
+  await assert.rejects(f.statSnapshot('overlayfs', 'sha256:x'), coded('PT_CONTAINERD_UNAVAILABLE'));
+  assert.equal(await f.statSnapshot('overlayfs', 'sha256:x'), null);
   f.failNext('contentInfo', { after: 2 });
   assert.ok((await f.contentInfo(d('a'))) !== null);
   assert.ok((await f.contentInfo(d('a'))) !== null);
@@ -210,4 +210,29 @@ test('down(), failNext() and close() reject with PT_CONTAINERD_UNAVAILABLE; stre
 
   f.close();
   await assert.rejects(f.listIngests(), coded('PT_CONTAINERD_UNAVAILABLE', /closed/));
+});
+
+test('leases hold the ingests and blobs written under them; a deleted lease lists nothing', async () => {
+  const f = new FakeContainerdSource({ clock: () => 1_000 });
+  const layer = `sha256:${'c'.repeat(64)}`;
+  f.createLease('pull-1', { 'containerd.io/gc.expire': '2026-12-01T00:00:00Z' });
+  const m = f.addBlob('{"layers":[]}', { lease: 'pull-1' });
+  f.setIngest(`layer-${layer}`, 0, 10, { lease: 'pull-1' });
+  f.setIngest(`layer-${layer}`, 5, 10, { lease: 'pull-1' });
+  assert.deepEqual(
+    (await f.listLeases()).map((l) => l.id),
+    ['pull-1'],
+  );
+  assert.deepEqual(await f.listLeaseResources('pull-1'), [
+    { id: m.digest, type: 'content' },
+    { id: `layer-${layer}`, type: 'ingests' },
+  ]);
+  assert.throws(() => {
+    f.setIngest('layer-x', 0, 1, { lease: 'nope' });
+  }, /no lease nope/);
+  f.deleteLease('pull-1');
+  assert.deepEqual(await f.listLeaseResources('pull-1'), []);
+  f.setSnapshot('overlayfs', { name: 'sha256:chain', parent: '', kind: 'committed', labels: {} });
+  assert.equal((await f.statSnapshot('overlayfs', 'sha256:chain'))?.kind, 'committed');
+  assert.equal(await f.statSnapshot('native', 'sha256:chain'), null);
 });

@@ -16,12 +16,22 @@ import type {
   EventSubscription,
   ImageRecord,
   IngestStatus,
+  Lease,
+  LeaseResource,
   SnapshotInfo,
 } from './source.js';
 
 /** The calls a test can make fail with `failNext`. */
 export type SourceMethod =
-  'listIngests' | 'contentInfo' | 'listContent' | 'readBlob' | 'listImages' | 'listSnapshots' | 'subscribe';
+  | 'listIngests'
+  | 'contentInfo'
+  | 'listContent'
+  | 'readBlob'
+  | 'listImages'
+  | 'statSnapshot'
+  | 'listLeases'
+  | 'listLeaseResources'
+  | 'subscribe';
 
 export interface FakeSourceOptions {
   /** Milliseconds since the epoch; stamps createdAt/updatedAt and events. Default Date.now. */
@@ -32,6 +42,8 @@ export interface FakeSourceOptions {
 
 export interface ContentOptions {
   labels?: Record<string, string>;
+  /** The lease the write happens under (containerd adds the blob to it as a "content" resource). */
+  lease?: string;
   /** Default: the clock's now. */
   createdAt?: Date;
 }
@@ -208,6 +220,7 @@ export class FakeContainerdSource implements ContainerdSource {
   private readonly content = new Map<string, StoredBlob>();
   private readonly images = new Map<string, ImageRecord>();
   private readonly snapshots = new Map<string, Map<string, SnapshotInfo>>();
+  private readonly leases = new Map<string, { lease: Lease; resources: LeaseResource[] }>();
   private readonly events = new EventEmitter();
   private failures: { method: SourceMethod | null; code: ErrorCode; after: number; times: number }[] = [];
   private isDown = false;
@@ -281,8 +294,38 @@ export class FakeContainerdSource implements ContainerdSource {
 
   // --- scripting a pull ----------------------------------------------------------------------
 
-  /** Starts or moves an ingest; `updatedAt` defaults to now, `startedAt` to its first call. */
-  setIngest(ref: string, offset: number, total: number, opts: { updatedAt?: Date } = {}): void {
+  /** Creates a lease, as a pull does before its first write (containerd's client.WithLease). */
+  createLease(id: string, labels: Record<string, string> = {}): void {
+    this.leases.set(id, {
+      lease: { id, createdAt: new Date(this.now()), labels: { ...labels } },
+      resources: [],
+    });
+  }
+
+  /** Deletes a lease, as a pull does when it ends. */
+  deleteLease(id: string): void {
+    if (!this.leases.delete(id)) throw new Error(`no lease ${id}`);
+  }
+
+  private holdIn(lease: string | undefined, resource: LeaseResource): void {
+    if (lease === undefined) return;
+    const l = this.leases.get(lease);
+    if (l === undefined) throw new Error(`no lease ${lease}`);
+    if (!l.resources.some((r) => r.id === resource.id && r.type === resource.type))
+      l.resources.push(resource);
+  }
+
+  /**
+   * Starts or moves an ingest; `updatedAt` defaults to now, `startedAt` to its first call.
+   * With `lease`, the ingest is one of that lease's resources (type "ingests").
+   */
+  setIngest(
+    ref: string,
+    offset: number,
+    total: number,
+    opts: { updatedAt?: Date; lease?: string } = {},
+  ): void {
+    this.holdIn(opts.lease, { id: ref, type: 'ingests' });
     if (!Number.isSafeInteger(offset) || offset < 0 || (total > 0 && offset > total)) {
       throw new Error(`bad ingest offset ${offset} of ${total} for ${ref}`);
     }
@@ -329,6 +372,7 @@ export class FakeContainerdSource implements ContainerdSource {
   }
 
   private store(digest: string, size: number, data: Buffer | null, opts: ContentOptions): ContentInfo {
+    this.holdIn(opts.lease, { id: digest, type: 'content' });
     const at = opts.createdAt ?? new Date(this.now());
     const info: ContentInfo = { digest, size, labels: { ...opts.labels }, createdAt: at, updatedAt: at };
     this.content.set(digest, { info, data });
@@ -461,13 +505,25 @@ export class FakeContainerdSource implements ContainerdSource {
     }
   }
 
-  listSnapshots(snapshotter: string): Promise<SnapshotInfo[]> {
-    const err = this.gate('listSnapshots');
+  statSnapshot(snapshotter: string, key: string): Promise<SnapshotInfo | null> {
+    const err = this.gate('statSnapshot');
     if (err !== null) return Promise.reject(err);
-    const m = this.snapshots.get(snapshotter);
+    const snap = this.snapshots.get(snapshotter)?.get(key);
+    return Promise.resolve(snap === undefined ? null : { ...snap, labels: { ...snap.labels } });
+  }
+
+  listLeases(): Promise<Lease[]> {
+    const err = this.gate('listLeases');
+    if (err !== null) return Promise.reject(err);
     return Promise.resolve(
-      m === undefined ? [] : [...m.values()].map((s) => ({ ...s, labels: { ...s.labels } })),
+      [...this.leases.values()].map((l) => ({ ...l.lease, labels: { ...l.lease.labels } })),
     );
+  }
+
+  listLeaseResources(leaseId: string): Promise<LeaseResource[]> {
+    const err = this.gate('listLeaseResources');
+    if (err !== null) return Promise.reject(err);
+    return Promise.resolve((this.leases.get(leaseId)?.resources ?? []).map((r) => ({ ...r })));
   }
 
   /**

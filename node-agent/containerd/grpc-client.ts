@@ -1,5 +1,6 @@
 // The real ContainerdSource: containerd's gRPC API over its unix socket. Read-only: only
-// List/Info/Read/ListStatuses/Subscribe calls, never one that changes containerd's state.
+// List/Info/Read/Stat/ListStatuses/ListResources/Subscribe calls, never one that changes
+// containerd's state.
 import * as grpc from '@grpc/grpc-js';
 import { PulltraceError } from '../../common/errors.js';
 import { decodeEnvelope, KNOWN_TOPICS, type Envelope } from './decode.js';
@@ -12,6 +13,8 @@ import type {
   EventSubscription,
   ImageRecord,
   IngestStatus,
+  Lease,
+  LeaseResource,
   SnapshotInfo,
 } from './source.js';
 
@@ -73,7 +76,7 @@ const SNAPSHOT_KINDS: Record<string, SnapshotInfo['kind']> = {
 };
 
 export class GrpcContainerdSource implements ContainerdSource {
-  private readonly clients: Record<'content' | 'images' | 'events' | 'snapshots', grpc.Client>;
+  private readonly clients: Record<'content' | 'images' | 'events' | 'snapshots' | 'leases', grpc.Client>;
   private readonly namespace: string;
   private readonly timeoutMs: number;
 
@@ -81,7 +84,7 @@ export class GrpcContainerdSource implements ContainerdSource {
     const s = services();
     const target = grpcTarget(opts.address);
     const creds = grpc.credentials.createInsecure();
-    // One channel for all four services: they share the socket like containerd's own client.
+    // One channel for all five services: they share the socket like containerd's own client.
     const content = new s.content(target, creds);
     const channelOverride = content.getChannel();
     const shared = { channelOverride };
@@ -90,6 +93,7 @@ export class GrpcContainerdSource implements ContainerdSource {
       images: new s.images(target, creds, shared),
       events: new s.events(target, creds, shared),
       snapshots: new s.snapshots(target, creds, shared),
+      leases: new s.leases(target, creds, shared),
     };
     this.namespace = opts.namespace ?? 'k8s.io';
     this.timeoutMs = opts.callTimeoutMs ?? 10_000;
@@ -235,25 +239,43 @@ export class GrpcContainerdSource implements ContainerdSource {
     }
   }
 
-  async listSnapshots(snapshotter: string): Promise<SnapshotInfo[]> {
-    const out: SnapshotInfo[] = [];
+  async statSnapshot(snapshotter: string, key: string): Promise<SnapshotInfo | null> {
     try {
-      await this.collect(this.clients.snapshots, 'List', { snapshotter, filters: [] }, (m) => {
-        const raw = m as {
-          info: { name: string; parent: string; kind: string; labels?: Record<string, string> }[];
-        };
-        for (const i of raw.info)
-          out.push({
-            name: i.name,
-            parent: i.parent,
-            kind: SNAPSHOT_KINDS[i.kind] ?? 'unknown',
-            labels: i.labels ?? {},
-          });
-        return undefined;
-      });
-      return out;
+      const res = await this.unary<{
+        info: { name: string; parent: string; kind: string; labels?: Record<string, string> };
+      }>(this.clients.snapshots, 'Stat', { snapshotter, key });
+      return {
+        name: res.info.name,
+        parent: res.info.parent,
+        kind: SNAPSHOT_KINDS[res.info.kind] ?? 'unknown',
+        labels: res.info.labels ?? {},
+      };
     } catch (err) {
-      throw wrap(err, 'Snapshots.List');
+      if ((err as Partial<grpc.ServiceError>).code === grpc.status.NOT_FOUND) return null;
+      throw wrap(err, `Snapshots.Stat ${snapshotter} ${key}`);
+    }
+  }
+
+  async listLeases(): Promise<Lease[]> {
+    try {
+      const res = await this.unary<{
+        leases: { id: string; created_at?: Timestamp; labels?: Record<string, string> }[];
+      }>(this.clients.leases, 'List', { filters: [] });
+      return res.leases.map((l) => ({ id: l.id, createdAt: toDate(l.created_at), labels: l.labels ?? {} }));
+    } catch (err) {
+      throw wrap(err, 'Leases.List');
+    }
+  }
+
+  async listLeaseResources(leaseId: string): Promise<LeaseResource[]> {
+    try {
+      const res = await this.unary<{ resources: LeaseResource[] }>(this.clients.leases, 'ListResources', {
+        id: leaseId,
+      });
+      return res.resources.map((r) => ({ id: r.id, type: r.type }));
+    } catch (err) {
+      if ((err as Partial<grpc.ServiceError>).code === grpc.status.NOT_FOUND) return [];
+      throw wrap(err, `Leases.ListResources ${leaseId}`);
     }
   }
 

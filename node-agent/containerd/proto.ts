@@ -26,7 +26,7 @@ function service(file: string, path: string[]): ServiceCtor {
   return node as ServiceCtor;
 }
 
-type ServiceName = 'content' | 'images' | 'events' | 'snapshots' | 'cri';
+type ServiceName = 'content' | 'images' | 'events' | 'snapshots' | 'leases' | 'cri';
 let cache: Record<ServiceName, ServiceCtor> | null = null;
 
 export function services(): Record<ServiceName, ServiceCtor> {
@@ -35,6 +35,7 @@ export function services(): Record<ServiceName, ServiceCtor> {
     images: service('images.proto', ['containerd', 'services', 'images', 'v1', 'Images']),
     events: service('events.proto', ['containerd', 'services', 'events', 'v1', 'Events']),
     snapshots: service('snapshots.proto', ['containerd', 'services', 'snapshots', 'v1', 'Snapshots']),
+    leases: service('leases.proto', ['containerd', 'services', 'leases', 'v1', 'Leases']),
     cri: service('cri.proto', ['runtime', 'v1', 'ImageService']),
   };
   return cache;

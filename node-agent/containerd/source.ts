@@ -36,12 +36,29 @@ export interface ImageRecord {
   updatedAt: Date | null;
 }
 
-/** A snapshot from snapshots.v1.Snapshots/List (for unpack detection). */
+/** A snapshot from snapshots.v1.Snapshots/Stat: committed ones are unpacked layers, by chain ID. */
 export interface SnapshotInfo {
   name: string;
   parent: string;
   kind: 'view' | 'active' | 'committed' | 'unknown';
   labels: Record<string, string>;
+}
+
+/** A lease from leases.v1.Leases/List: every pull runs under one until it ends. */
+export interface Lease {
+  id: string;
+  createdAt: Date | null;
+  labels: Record<string, string>;
+}
+
+/**
+ * A resource a lease holds, from leases.v1.Leases/ListResources: `type` is "content" (id: a
+ * blob digest), "ingests" (id: an ingest ref such as "layer-sha256:<hex>") or
+ * "snapshots/<snapshotter>" (id: a snapshot key).
+ */
+export interface LeaseResource {
+  id: string;
+  type: string;
 }
 
 /** A decoded containerd event (events.v1.Events/Subscribe) the tracker cares about. */
@@ -85,8 +102,12 @@ export interface ContainerdSource {
   readBlob(digest: string, maxBytes: number): Promise<Buffer>;
   /** Image records matching any of the filters; all with none. */
   listImages(filters?: string[]): Promise<ImageRecord[]>;
-  /** Snapshots of the given snapshotter (e.g. "overlayfs"). */
-  listSnapshots(snapshotter: string): Promise<SnapshotInfo[]>;
+  /** A snapshot by key (a committed layer's key is its chain ID), or null if there is none. */
+  statSnapshot(snapshotter: string, key: string): Promise<SnapshotInfo | null>;
+  /** The leases in the namespace (a handful: one per pull or task in progress). */
+  listLeases(): Promise<Lease[]>;
+  /** What a lease holds; [] when the lease is gone (its pull ended meanwhile). */
+  listLeaseResources(leaseId: string): Promise<LeaseResource[]>;
   /** Subscribes to image, content-delete and snapshot events in the namespace. */
   subscribe(handlers: EventHandlers): EventSubscription;
   /** Releases the connection. */

@@ -8,7 +8,7 @@ import { CriPuller } from '../../e2e/env/cri-puller.js';
 import { buildImage, type BuiltImage } from '../../e2e/env/image-builder.js';
 import { startTestEnv, type TestEnv } from '../../e2e/env/test-env.js';
 import { GrpcContainerdSource } from '../containerd/grpc-client.js';
-import { PullTracker, type TrackerOptions } from '../tracker/tracker.js';
+import { PullTracker, type PullTrackerOptions } from '../tracker/tracker.js';
 
 const MiB = 1024 * 1024;
 let env: TestEnv;
@@ -26,7 +26,7 @@ after(async () => {
   await env.stop();
 });
 
-function tracker(opts: Partial<TrackerOptions> = {}): PullTracker {
+function tracker(opts: Partial<PullTrackerOptions> = {}): PullTracker {
   const t = new PullTracker({ source, pollIntervalMs: 200, failAfterMs: 2000, ...opts });
   t.start();
   return t;

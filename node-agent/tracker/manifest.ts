@@ -1,5 +1,8 @@
 // Parses image manifests and indexes (OCI and Docker schema 2) from their JSON, so the size
-// of a whole image is known as soon as its manifest is in the content store.
+// of a whole image is known as soon as its manifest is in the content store; and image
+// configs' diff_ids, whose chain IDs name the layers' unpacked snapshots.
+import { createHash } from 'node:crypto';
+import { parseDigest } from './refs.js';
 
 export const MEDIA_TYPES = {
   ociIndex: 'application/vnd.oci.image.index.v1+json',
@@ -28,12 +31,10 @@ export interface Index {
   manifests: IndexEntry[];
 }
 
-const DIGEST_RE = /^sha256:[0-9a-f]{64}$/;
-
 function blobRef(v: unknown, where: string): BlobRef {
   if (typeof v !== 'object' || v === null) throw new Error(`${where} is not a descriptor`);
   const o = v as Record<string, unknown>;
-  if (typeof o.digest !== 'string' || !DIGEST_RE.test(o.digest))
+  if (typeof o.digest !== 'string' || parseDigest(o.digest) === null)
     throw new Error(`${where} has no valid digest`);
   if (typeof o.size !== 'number' || !Number.isSafeInteger(o.size) || o.size < 0) {
     throw new Error(`${where} has no valid size`);
@@ -98,4 +99,54 @@ export function pickPlatform(index: Index, platform: string): IndexEntry | null 
     (m) => m.platform !== null && m.platform.os === os && m.platform.architecture === architecture,
   );
   return matches.find((m) => variant === undefined || m.platform?.variant === variant) ?? matches[0] ?? null;
+}
+
+/**
+ * The config and layers of a manifest with each digest once, in first-listed order: a layer
+ * listed twice (repeated no-op build steps) is fetched and stored once.
+ */
+export function distinctBlobs(m: Manifest): BlobRef[] {
+  const seen = new Set<string>();
+  const out: BlobRef[] = [];
+  for (const b of [m.config, ...m.layers]) {
+    if (seen.has(b.digest)) continue;
+    seen.add(b.digest);
+    out.push(b);
+  }
+  return out;
+}
+
+/** An image config's `rootfs.diff_ids` (uncompressed layer digests, in order); throws if absent. */
+export function parseDiffIds(data: Buffer | string): string[] {
+  let doc: unknown;
+  try {
+    doc = JSON.parse(typeof data === 'string' ? data : data.toString('utf8'));
+  } catch (err) {
+    throw new Error('image config is not valid JSON', { cause: err });
+  }
+  const rootfs =
+    typeof doc === 'object' && doc !== null ? (doc as Record<string, unknown>).rootfs : undefined;
+  const ids =
+    typeof rootfs === 'object' && rootfs !== null ? (rootfs as Record<string, unknown>).diff_ids : undefined;
+  if (
+    !Array.isArray(ids) ||
+    !ids.every((d): d is string => typeof d === 'string' && parseDigest(d) !== null)
+  ) {
+    throw new Error('image config has no valid rootfs.diff_ids');
+  }
+  return ids;
+}
+
+/**
+ * OCI chain IDs of a layer stack: ChainID(L0) = DiffID(L0), ChainID(Ln) =
+ * sha256(ChainID(Ln-1) + " " + DiffID(Ln)). containerd's unpacker commits each layer's
+ * snapshot under its chain ID, so Snapshots/Stat(chainID) tells whether a layer is unpacked.
+ */
+export function chainIds(diffIds: string[]): string[] {
+  const out: string[] = [];
+  for (const d of diffIds) {
+    const prev = out[out.length - 1];
+    out.push(prev === undefined ? d : `sha256:${createHash('sha256').update(`${prev} ${d}`).digest('hex')}`);
+  }
+  return out;
 }

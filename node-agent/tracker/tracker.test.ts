@@ -8,7 +8,7 @@ import { MAX_ERROR_LENGTH, type ImagePullStatus } from '../../common/contract.js
 import { createLogger } from '../../common/logging.js';
 import { FakeContainerdSource, sha256Digest, type SourceMethod } from '../containerd/fake-source.js';
 import { MEDIA_TYPES, type BlobRef } from './manifest.js';
-import { PullTracker, type TrackerOptions } from './tracker.js';
+import { PullTracker, type PullTrackerOptions } from './tracker.js';
 import type { TrackedPull, TrackerSnapshot } from './types.js';
 
 const MiB = 1024 * 1024;
@@ -68,7 +68,7 @@ class Node {
   readonly tracker: PullTracker;
   readonly logs: Record<string, unknown>[] = [];
 
-  constructor(opts: Partial<TrackerOptions> = {}) {
+  constructor(opts: Partial<PullTrackerOptions> = {}) {
     const logger = createLogger('test', 'debug', {
       write: (line: string) => {
         this.logs.push(JSON.parse(line) as Record<string, unknown>);

@@ -1,0 +1,356 @@
+// Finds the pull an in-flight blob belongs to, and what that pull must fetch: every containerd
+// call the tracker makes to discover pulls lives here.
+//
+// Routes, cheapest exact one first (docs/containerd-discovery.md says which containerd uses
+// which, and why):
+// 1. The pull's lease (leases.v1.Leases/List + ListResources): every pull, CRI or transfer
+//    service, on containerd 1.6–2.x, runs under a lease that holds its ingests and the blobs it
+//    committed — the manifest first. An orphan ingest's lease names the manifest, whatever the
+//    labels (discard_unpacked_layers writes no gc.ref.content.l.<i> labels).
+// 2. Label lookup (shortcut, once per blob): a manifest labelled
+//    containerd.io/gc.ref.content.l.<i> or .config == the blob's digest.
+// 3. A manifest or index ingest seen in flight: read once it is committed.
+// What is already on the node counts as cached: committed blobs, and layers whose blob is gone
+// but whose snapshot exists (Snapshots/Stat of the layer's chain ID, from the config's diff_ids).
+import type { Logger } from '../../common/logging.js';
+import { isCode } from '../../common/errors.js';
+import type { ContainerdSource, ContentInfo } from '../containerd/source.js';
+import {
+  chainIds,
+  distinctBlobs,
+  parseDiffIds,
+  parseManifest,
+  pickPlatform,
+  type BlobRef,
+  type Index,
+  type Manifest,
+} from './manifest.js';
+
+/** Manifests, indexes and configs are small; anything bigger is not read. */
+export const MAX_MANIFEST_BYTES = 4 * 1024 * 1024;
+/** Layer label indexes searched by the label shortcut. */
+const LAYER_LABEL_SEARCH = 64;
+const INDEX_LABEL_SEARCH = 16;
+/** A manifest whose config is not committed yet waits this long for it before it is used. */
+const CONFIG_WAIT_MS = 3_000;
+const CONFIG_LABEL = 'containerd.io/gc.ref.content.config';
+const INDEX_LABEL_PREFIX = 'containerd.io/gc.ref.content.m.';
+
+export interface DiscoveryOptions {
+  /** "os/arch[/variant]" picked from an index. */
+  platform: string;
+  /** The snapshotter CRI unpacks into ("overlayfs"): where a discarded layer's snapshot is. */
+  snapshotter: string;
+  /** How long a manifest ingest seen in flight is waited for. */
+  forgetAfterMs: number;
+  log: Logger;
+}
+
+/** A pull found: its platform manifest, the index it came from, and what is on the node. */
+export interface FoundPull {
+  manifest: ContentInfo;
+  index: ContentInfo | null;
+  doc: Manifest;
+  /** Distinct blobs, config first. */
+  blobs: BlobRef[];
+  /** Blobs committed when the pull was found (not in flight), with their info. */
+  present: Map<string, ContentInfo>;
+  /** Layers with no blob whose unpacked snapshot exists: on the node before the pull. */
+  unpacked: Set<string>;
+  /** False when the config could not be read yet (the snapshot check is to be redone). */
+  snapshotsChecked: boolean;
+}
+
+/** An orphan ingest: in flight, tied to no known pull yet. */
+export interface Orphan {
+  ref: string;
+  digest: string;
+}
+
+type BlobKind = 'manifest' | 'index' | 'other';
+
+export class PullDiscovery {
+  /** Manifest/index digests seen as ingests (or waiting for their config), to read later. */
+  private readonly pending = new Map<string, number>();
+  private readonly kinds = new Map<string, BlobKind>();
+  private readonly indexOf = new Map<string, ContentInfo>();
+  /** Leases whose pull is found: not listed again. */
+  private readonly doneLeases = new Set<string>();
+  /** Blobs the label shortcut was tried for. */
+  private readonly labelTried = new Set<string>();
+
+  constructor(
+    private readonly source: ContainerdSource,
+    private readonly o: DiscoveryOptions,
+  ) {}
+
+  /** A manifest or index ingest was seen: read it once it is committed. */
+  noteManifestIngest(digest: string, now: number): void {
+    if (!this.pending.has(digest)) this.pending.set(digest, now);
+  }
+
+  /** Marks a blob as known not to be a manifest (a layer or config seen as such). */
+  noteOther(digest: string): void {
+    if (!this.kinds.has(digest)) this.kinds.set(digest, 'other');
+  }
+
+  /**
+   * Pulls for `orphans` and for the manifests noted in flight. `known(d)` says a manifest or
+   * index already has its pull; `inFlight(d)` that a blob is being fetched (it is not present).
+   * Throws PT_CONTAINERD_UNAVAILABLE when containerd cannot be reached; any other failure of
+   * one blob is logged and that blob skipped.
+   */
+  async find(
+    orphans: Orphan[],
+    known: (digest: string) => boolean,
+    inFlight: (digest: string) => boolean,
+    now: number,
+  ): Promise<FoundPull[]> {
+    // Bookkeeping is kept only once the whole search worked: a call failing half way (containerd
+    // restarting) leaves the next poll to search again from the same point.
+    const leasesDone: string[] = [];
+    const tried: string[] = [];
+    const heads = new Map<string, ContentInfo>();
+    /** Heads found in a lease: the lease holds the index too if there is one. */
+    const fromLease = new Set<string>();
+    if (orphans.length > 0) {
+      for (const info of await this.viaLeases(orphans, known, leasesDone)) {
+        heads.set(info.digest, info);
+        fromLease.add(info.digest);
+      }
+      const left = orphans.filter((o) => !this.labelTried.has(o.digest)).slice(0, 8);
+      if (heads.size === 0 && left.length > 0) {
+        for (const info of await this.viaLabels(left)) heads.set(info.digest, info);
+        tried.push(...left.map((o) => o.digest));
+      }
+    }
+    for (const [digest, since] of this.pending) {
+      if (known(digest)) {
+        this.pending.delete(digest);
+        continue;
+      }
+      const info = await this.source.contentInfo(digest);
+      if (info !== null) heads.set(digest, info);
+      else if (now - since > this.o.forgetAfterMs) this.pending.delete(digest);
+    }
+    const found: FoundPull[] = [];
+    for (const info of heads.values()) {
+      if (known(info.digest)) continue;
+      const f = await this.resolve(info, fromLease.has(info.digest) ? 'none' : null, inFlight, now);
+      if (
+        f !== null &&
+        !known(f.manifest.digest) &&
+        !found.some((x) => x.manifest.digest === f.manifest.digest)
+      ) {
+        found.push(f);
+      }
+    }
+    for (const id of leasesDone) this.doneLeases.add(id);
+    if (this.labelTried.size + tried.length > 10_000) this.labelTried.clear();
+    for (const d of tried) this.labelTried.add(d);
+    return found;
+  }
+
+  /** The manifests and indexes held by the leases of the orphans' pulls. */
+  private async viaLeases(
+    orphans: Orphan[],
+    known: (digest: string) => boolean,
+    leasesDone: string[],
+  ): Promise<ContentInfo[]> {
+    const refs = new Set(orphans.map((o) => o.ref));
+    const digests = new Set(orphans.map((o) => o.digest));
+    const leases = await this.source.listLeases();
+    const live = new Set(leases.map((l) => l.id));
+    for (const id of this.doneLeases) if (!live.has(id)) this.doneLeases.delete(id);
+    const out: ContentInfo[] = [];
+    for (const lease of leases) {
+      if (this.doneLeases.has(lease.id)) continue;
+      const res = await this.source.listLeaseResources(lease.id);
+      const holds = res.some(
+        (r) => (r.type === 'ingests' && refs.has(r.id)) || (r.type === 'content' && digests.has(r.id)),
+      );
+      if (!holds) continue;
+      const heads: ContentInfo[] = [];
+      for (const r of res) {
+        if (r.type !== 'content' || digests.has(r.id)) continue;
+        const info = await this.headOf(r.id);
+        if (info !== null) heads.push(info);
+      }
+      // An index leads to its platform manifest: use it, not the manifests it lists.
+      const indexes = heads.filter((h) => this.kinds.get(h.digest) === 'index');
+      const chosen = indexes.length > 0 ? indexes : heads;
+      if (chosen.length > 0) leasesDone.push(lease.id);
+      for (const h of chosen) if (!known(h.digest)) out.push(h);
+    }
+    return out;
+  }
+
+  /** The blob's info if it is a manifest or index, else null; what it is, remembered. */
+  private async headOf(digest: string): Promise<ContentInfo | null> {
+    const k = this.kinds.get(digest);
+    if (k === 'other') return null;
+    const info = await this.source.contentInfo(digest);
+    if (info === null) return null;
+    if (k === undefined) {
+      let kind: BlobKind = 'other';
+      if (Object.hasOwn(info.labels, CONFIG_LABEL)) kind = 'manifest';
+      else if (Object.keys(info.labels).some((l) => l.startsWith(INDEX_LABEL_PREFIX))) kind = 'index';
+      else if (info.size <= MAX_MANIFEST_BYTES) kind = (await this.read(digest))?.kind ?? 'other';
+      this.kinds.set(digest, kind);
+      if (kind === 'other') return null;
+    }
+    return info;
+  }
+
+  /** The label shortcut: manifests whose gc.ref labels name one of the orphans. */
+  private async viaLabels(orphans: Orphan[]): Promise<ContentInfo[]> {
+    const filters: string[] = [];
+    for (const { digest } of orphans) {
+      filters.push(`labels."${CONFIG_LABEL}"==${digest}`);
+      for (let i = 0; i < LAYER_LABEL_SEARCH; i++)
+        filters.push(`labels."containerd.io/gc.ref.content.l.${i}"==${digest}`);
+    }
+    return this.source.listContent(filters);
+  }
+
+  /** Reads a manifest or index; null (and remembered as not one) when it is neither. */
+  async read(digest: string): Promise<Manifest | Index | null> {
+    const doc = await this.readOrError(digest);
+    return doc instanceof Error ? null : doc;
+  }
+
+  /** A manifest or index, or why the blob is not one (remembered: it is not read again). */
+  private async readOrError(digest: string): Promise<Manifest | Index | Error> {
+    try {
+      const doc = parseManifest(await this.source.readBlob(digest, MAX_MANIFEST_BYTES));
+      this.kinds.set(digest, doc.kind);
+      return doc;
+    } catch (err) {
+      if (isCode(err, 'PT_CONTAINERD_UNAVAILABLE')) throw err;
+      this.kinds.set(digest, 'other');
+      return err instanceof Error ? err : new Error(String(err));
+    }
+  }
+
+  /** From a manifest or index to the pull it describes; null when it cannot be used (yet). */
+  private async resolve(
+    info: ContentInfo,
+    /** The index it came from; 'none' when known to have none; null when not known. */
+    index: ContentInfo | 'none' | null,
+    inFlight: (digest: string) => boolean,
+    now: number,
+  ): Promise<FoundPull | null> {
+    const doc = await this.readOrError(info.digest);
+    if (doc instanceof Error) {
+      this.pending.delete(info.digest);
+      this.o.log.warn({ err: doc, digest: info.digest }, 'cannot read manifest; its pull is not tracked');
+      return null;
+    }
+    if (doc.kind === 'index') {
+      const entry = pickPlatform(doc, this.o.platform);
+      if (entry === null) {
+        this.pending.delete(info.digest);
+        this.o.log.warn(
+          { digest: info.digest, platform: this.o.platform },
+          'index has no entry for this platform',
+        );
+        return null;
+      }
+      const child = await this.source.contentInfo(entry.digest);
+      if (child === null) {
+        // The platform manifest is not committed yet: look again next poll.
+        this.pending.set(entry.digest, this.pending.get(entry.digest) ?? now);
+        this.indexOf.set(entry.digest, info);
+        return null;
+      }
+      return this.resolve(child, info, inFlight, now);
+    }
+    const idx =
+      index === 'none'
+        ? null
+        : (index ?? this.indexOf.get(info.digest) ?? (await this.findIndex(info.digest)));
+    const blobs = distinctBlobs(doc);
+    // Every call before the pull exists: if one fails, nothing is half made.
+    const present = await this.presentBlobs(blobs, inFlight);
+    const missing = doc.layers.filter((l) => !present.has(l.digest) && !inFlight(l.digest));
+    const unpacked = missing.length === 0 ? new Set<string>() : await this.unpackedLayers(doc, missing);
+    const since = this.pending.get(info.digest) ?? now;
+    if (unpacked === null && now - since < CONFIG_WAIT_MS) {
+      this.pending.set(info.digest, since); // wait for the config to know what is unpacked
+      if (idx !== null) this.indexOf.set(info.digest, idx);
+      return null;
+    }
+    this.pending.delete(info.digest);
+    this.indexOf.delete(info.digest);
+    return {
+      manifest: info,
+      index: idx,
+      doc,
+      blobs,
+      present,
+      unpacked: unpacked ?? new Set(),
+      snapshotsChecked: unpacked !== null,
+    };
+  }
+
+  private async findIndex(manifestDigest: string): Promise<ContentInfo | null> {
+    const filters: string[] = [];
+    for (let i = 0; i < INDEX_LABEL_SEARCH; i++)
+      filters.push(`labels."${INDEX_LABEL_PREFIX}${i}"==${manifestDigest}`);
+    const found = await this.source.listContent(filters);
+    return found[0] ?? null;
+  }
+
+  /** The committed blobs among `refs` that are not in flight, by digest. */
+  private async presentBlobs(
+    refs: BlobRef[],
+    inFlight: (digest: string) => boolean,
+  ): Promise<Map<string, ContentInfo>> {
+    const out = new Map<string, ContentInfo>();
+    for (const ref of refs) {
+      if (inFlight(ref.digest)) continue;
+      const info = await this.source.contentInfo(ref.digest);
+      if (info !== null) out.set(ref.digest, info);
+    }
+    return out;
+  }
+
+  /**
+   * Which of `missing` (layers with no blob) are unpacked already: their chain ID's snapshot
+   * is committed. Null when the config is not readable yet (it is fetched first; retry).
+   */
+  async unpackedLayers(doc: Manifest, missing: BlobRef[]): Promise<Set<string> | null> {
+    let diffIds: string[];
+    try {
+      const cfg = await this.source.contentInfo(doc.config.digest);
+      if (cfg === null) return null;
+      diffIds = parseDiffIds(await this.source.readBlob(doc.config.digest, MAX_MANIFEST_BYTES));
+    } catch (err) {
+      if (isCode(err, 'PT_CONTAINERD_UNAVAILABLE')) throw err;
+      this.o.log.debug({ err, config: doc.config.digest }, 'image config unreadable; layers not checked');
+      return new Set();
+    }
+    if (diffIds.length !== doc.layers.length) return new Set();
+    const chain = chainIds(diffIds);
+    const want = new Set(missing.map((m) => m.digest));
+    const out = new Set<string>();
+    for (const [i, layer] of doc.layers.entries()) {
+      const id = chain[i];
+      if (id === undefined || !want.has(layer.digest) || out.has(layer.digest)) continue;
+      const snap = await this.source.statSnapshot(this.o.snapshotter, id);
+      if (snap?.kind === 'committed') out.add(layer.digest);
+    }
+    return out;
+  }
+
+  /** Bytes of an image's platform manifest's distinct blobs, from the content store; 0 if unreadable. */
+  async imageSize(digest: string): Promise<number> {
+    let doc = await this.read(digest);
+    if (doc?.kind === 'index') {
+      const entry = pickPlatform(doc, this.o.platform);
+      doc = entry === null ? null : await this.read(entry.digest);
+    }
+    if (doc?.kind !== 'manifest') return 0;
+    return distinctBlobs(doc).reduce((n, b) => n + b.size, 0);
+  }
+}

@@ -1,0 +1,178 @@
+// The images pods wait for, each tied to the pull that fetches it: by image record name, by
+// digest (the pod's own, or the one its tag resolves to in the registry), never by repository
+// alone — two tags of one repository are two images. An image whose record is already there
+// is Cached; one with no pull yet is Resolving.
+import { MAX_ERROR_LENGTH, type ImagePullStatus } from '../../common/contract.js';
+import { keepEnds } from '../../common/format.js';
+import { formatImageRef, parseImageRef, sourceKey, type ImageRef } from '../../common/image-ref.js';
+import type { ContainerdSource } from '../containerd/source.js';
+import type { PullState } from './state.js';
+
+/**
+ * Resolves a tag to the digest the registry serves for it (index or manifest), as the
+ * kubelet's containerd will; null when unknown (registry refused, offline, not resolved yet).
+ * Must not throw and must answer from a cache: it is called on every poll.
+ */
+export interface DigestLookup {
+  digestOf(ref: ImageRef): string | null;
+}
+
+/** An image some pod waits for, matched to the pull that fetches it. */
+interface Expectation {
+  ref: ImageRef;
+  /** The normalised reference: the key pods are matched by. */
+  name: string;
+  /** The name CRI gives the image record ("repo:tag", or "repo@digest" when a digest is given). */
+  recordName: string;
+  since: number;
+  /** Why the pull failed as the kubelet reports it (ErrImagePull), or null. */
+  failed: string | null;
+  /** When fail() was last called: a pull that starts after it is a retry, and clears it. */
+  failedAt: number;
+  /** The image record, once known without a pull to show it: when containerd made it, and the size. */
+  record: { createdAt: number; size: number } | null;
+}
+
+/** The name CRI gives the image record: the tag is dropped when a digest is given. */
+function criImageName(r: ImageRef): string {
+  return r.digest === null ? formatImageRef(r) : formatImageRef({ ...r, tag: null });
+}
+
+function keyOf(image: string): { ref: ImageRef | null; name: string } {
+  const ref = parseImageRef(image);
+  return { ref, name: ref === null ? image : formatImageRef(ref) };
+}
+
+export class Expectations {
+  private readonly expected = new Map<string, Expectation>();
+
+  constructor(
+    private readonly pulls: ReadonlyMap<string, PullState>,
+    private readonly now: () => number,
+    private readonly digests: DigestLookup | null,
+  ) {}
+
+  /** Names of the images expected. */
+  names(): string[] {
+    return [...this.expected.keys()];
+  }
+
+  /** Follows `image`; returns its normalised name (the input when it does not parse). */
+  expect(image: string): string {
+    const { ref, name } = keyOf(image);
+    if (ref !== null && !this.expected.has(name)) {
+      this.expected.set(name, {
+        ref,
+        name,
+        recordName: criImageName(ref),
+        since: this.now(),
+        failed: null,
+        failedAt: 0,
+        record: null,
+      });
+    }
+    return name;
+  }
+
+  unexpect(image: string): void {
+    this.expected.delete(keyOf(image).name);
+  }
+
+  /** The kubelet reports the pull of `image` failed (ErrImagePull and its message). */
+  fail(image: string, message: string): void {
+    const e = this.expected.get(this.expect(image));
+    if (e === undefined) return;
+    // The kubelet keeps reporting the old failure while it retries: a pull started since the
+    // first report is that retry, so a repeated report does not hide it.
+    if (e.failed === null) e.failedAt = this.now();
+    e.failed = keepEnds(message, MAX_ERROR_LENGTH - 64);
+  }
+
+  /** See PullTracker.statusOf. */
+  statusOf(image: string, since?: number): ImagePullStatus | null {
+    const e = this.expected.get(keyOf(image).name);
+    if (e === undefined) return null;
+    const from = since ?? e.since;
+    const p = this.match(e, from);
+    const base = p !== undefined ? { ...p.status, image: e.name } : this.withoutPull(e, from);
+    // A retry: a pull started after the failure, or bytes moving again since (containerd keeps
+    // the earlier attempt's records, so a retry can show up as the old pull resuming).
+    const retried =
+      p !== undefined && (p.startedAt > e.failedAt || p.lastProgressAt > e.failedAt) && p.phase !== 'Failed';
+    if (e.failed !== null && !retried && base.phase !== 'Pulled' && base.phase !== 'Cached') {
+      return { ...base, phase: 'Failed', etaSeconds: null, bytesPerSecond: 0, error: e.failed };
+    }
+    return base;
+  }
+
+  private withoutPull(e: Expectation, from: number): ImagePullStatus {
+    const rec = e.record ?? this.recordFromPull(e);
+    const phase = rec === null ? 'Resolving' : rec.createdAt >= from ? 'Pulled' : 'Cached';
+    const size = rec?.size ?? 0;
+    return {
+      image: e.name,
+      phase,
+      percent: rec === null ? 0 : 100,
+      bytesDone: phase === 'Pulled' ? size : 0,
+      bytesTotal: phase === 'Pulled' ? size : 0,
+      bytesCached: phase === 'Cached' ? size : 0,
+      layersDone: 0,
+      layersTotal: 0,
+      bytesPerSecond: 0,
+      etaSeconds: rec === null ? null : 0,
+      startedAt: new Date(from).toISOString(),
+      finishedAt: rec === null ? null : new Date(rec.createdAt).toISOString(),
+      error: null,
+    };
+  }
+
+  /**
+   * The pull fetching an expected image: by image record name, then by digest (the
+   * reference's own, or the tag's as the registry resolves it). A pull that ended before the
+   * pod started waiting is not this pod's: the image was there for it already.
+   */
+  private match(e: Expectation, since: number): PullState | undefined {
+    const pulls = [...this.pulls.values()].filter((p) => p.finishedAt === null || p.finishedAt >= since);
+    const byName = pulls.find((p) => p.names.has(e.recordName) || p.names.has(e.name));
+    if (byName !== undefined) return byName;
+    const d = e.ref.digest ?? this.digests?.digestOf(e.ref) ?? null;
+    if (d !== null) return pulls.find((p) => p.key === d || p.manifestDigest === d || p.indexDigest === d);
+    if (this.digests !== null) return undefined;
+    // No registry lookup configured (the `pulls` command): the newest pull of the repository.
+    const repo = sourceKey(e.ref);
+    return pulls.filter((p) => p.sources.has(repo)).sort((a, b) => b.startedAt - a.startedAt)[0];
+  }
+
+  /** A finished pull that made the image's record: the record, as far as statusOf needs it. */
+  private recordFromPull(e: Expectation): { createdAt: number; size: number } | null {
+    for (const p of this.pulls.values()) {
+      if (
+        p.finishedAt !== null &&
+        p.phase === 'Pulled' &&
+        (p.names.has(e.recordName) || p.names.has(e.name))
+      ) {
+        return { createdAt: p.finishedAt, size: p.status.bytesTotal + p.status.bytesCached };
+      }
+    }
+    return null;
+  }
+
+  /** Expected images with no pull: looks their records up (present already: Cached). */
+  async checkRecords(
+    source: ContainerdSource,
+    imageSize: (digest: string) => Promise<number>,
+  ): Promise<void> {
+    const now = this.now();
+    const waiting = [...this.expected.values()].filter(
+      (e) => e.record === null && this.match(e, e.since) === undefined && this.recordFromPull(e) === null,
+    );
+    if (waiting.length === 0) return;
+    const records = await source.listImages(waiting.map((e) => `name==${JSON.stringify(e.recordName)}`));
+    for (const e of waiting) {
+      const rec = records.find((r) => r.name === e.recordName);
+      if (rec === undefined) continue;
+      e.record = { createdAt: rec.createdAt?.getTime() ?? now, size: await imageSize(rec.target.digest) };
+      e.failed = null;
+    }
+  }
+}
