@@ -109,9 +109,110 @@ test('podImages lists each image with its containers and where it is first neede
     }),
   );
   assert.deepEqual(got.images, [
-    { image: BUSYBOX, containers: ['setup', 'side'], init: true, present: true },
-    { image: NGINX, containers: ['web'], init: false, present: false },
+    {
+      image: BUSYBOX,
+      containers: ['setup', 'side'],
+      init: true,
+      volume: false,
+      pullPolicy: 'IfNotPresent',
+      present: true,
+    },
+    {
+      image: NGINX,
+      containers: ['web'],
+      init: false,
+      volume: false,
+      pullPolicy: 'IfNotPresent',
+      present: false,
+    },
   ]);
+});
+
+test('pull policies: as given, else the API server default (Always for :latest or no tag); the strictest wins', () => {
+  const p = pod({
+    containers: [
+      { name: 'a', image: 'nginx' },
+      { name: 'b', image: 'nginx:latest', imagePullPolicy: 'IfNotPresent' },
+      { name: 'c', image: 'busybox:1.36' },
+      { name: 'd', image: 'busybox:1.36', imagePullPolicy: 'Always' },
+      { name: 'e', image: LOCAL, imagePullPolicy: 'Never' },
+      { name: 'f', image: `redis@sha256:${'c'.repeat(64)}` },
+      { name: 'g', image: `redis:latest@sha256:${'d'.repeat(64)}` },
+    ],
+  });
+  const got = podImages(p).images.map((i) => [i.image, i.pullPolicy]);
+  assert.deepEqual(got, [
+    ['docker.io/library/nginx:latest', 'Always'],
+    [BUSYBOX, 'Always'],
+    [LOCAL, 'Never'],
+    [`docker.io/library/redis@sha256:${'c'.repeat(64)}`, 'IfNotPresent'],
+    [`docker.io/library/redis:latest@sha256:${'d'.repeat(64)}`, 'IfNotPresent'],
+  ]);
+});
+
+test('image volumes come first (the kubelet pulls them before any container), with their own policy', () => {
+  const p = pod({
+    init: [{ name: 'setup', image: 'busybox:1.36' }],
+    containers: [{ name: 'web', image: 'nginx:1.27' }],
+  });
+  p.spec = {
+    ...p.spec,
+    containers: p.spec?.containers ?? [],
+    volumes: [
+      { name: 'models', image: { reference: 'registry.test/ml/model:v3', pullPolicy: 'IfNotPresent' } },
+      { name: 'data', emptyDir: {} },
+      { name: 'tools', image: { reference: 'registry.test/tools' } },
+    ],
+  };
+  const got = podImages(p);
+  assert.deepEqual(
+    got.images.map((i) => [i.image, i.volume, i.pullPolicy]),
+    [
+      ['registry.test/ml/model:v3', true, 'IfNotPresent'],
+      ['registry.test/tools:latest', true, 'Always'],
+      [BUSYBOX, false, 'IfNotPresent'],
+      [NGINX, false, 'IfNotPresent'],
+    ],
+  );
+  assert.deepEqual(got.waiting, ['registry.test/ml/model:v3', 'registry.test/tools:latest', BUSYBOX, NGINX]);
+  // Once a container started, the volumes' images were in.
+  const started = pod({
+    init: [{ name: 'setup', image: 'busybox:1.36' }],
+    containers: [{ name: 'web', image: 'nginx:1.27' }],
+    initStatuses: [ranStatus('setup', BUSYBOX, 'terminated')],
+  });
+  started.spec = { ...started.spec, containers: started.spec?.containers ?? [], volumes: p.spec.volumes };
+  assert.deepEqual(podImages(started).waiting, [NGINX]);
+});
+
+test('an image changed in place (kubectl set image): the old container status does not make the new image present', () => {
+  const p = pod({
+    containers: [{ name: 'web', image: 'registry.test/team/app:v2' }],
+    statuses: [
+      Object.assign(ranStatus('web', 'registry.test/team/app:v1'), {
+        imageID: `registry.test/team/app@sha256:${'1'.repeat(64)}`,
+      }),
+    ],
+  });
+  assert.deepEqual(podImages(p).waiting, ['registry.test/team/app:v2']);
+  // Two tags of one repository are two images.
+  const q = pod({
+    init: [{ name: 'migrate', image: 'registry.test/team/app:migrate' }],
+    containers: [{ name: 'web', image: 'registry.test/team/app:v2' }],
+    initStatuses: [ranStatus('migrate', 'registry.test/team/app:migrate', 'terminated')],
+  });
+  assert.deepEqual(podImages(q).waiting, ['registry.test/team/app:v2']);
+  // A digest reference is present when the image ID carries its digest.
+  const digest = `sha256:${'2'.repeat(64)}`;
+  const r = pod({
+    containers: [{ name: 'web', image: `registry.test/team/app:v2@${digest}` }],
+    statuses: [
+      Object.assign(ranStatus('web', `registry.test/team/app@${digest}`), {
+        imageID: `registry.test/team/app@${digest}`,
+      }),
+    ],
+  });
+  assert.deepEqual(podImages(r).waiting, []);
 });
 
 test('podImages passes on the pull failures the kubelet reports', () => {

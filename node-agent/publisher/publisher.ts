@@ -22,11 +22,12 @@ import { podProgress, publishedState, type PublishedState } from './pod-progress
 
 /** What the publisher needs of the tracker. */
 export interface PullView {
-  expect(image: string): string;
+  /** `policy`: the pod's pull policy for the image (Always, IfNotPresent, Never). */
+  expect(image: string, policy?: string): string;
   unexpect(image: string): void;
   fail(image: string, message: string): void;
   /** `since`: when the pod began to wait (ms); see PullTracker.statusOf. */
-  statusOf(image: string, since?: number): ImagePullStatus | null;
+  statusOf(image: string, since?: number, policy?: string): ImagePullStatus | null;
   snapshot(): TrackerSnapshot;
   onChange(cb: (s: TrackerSnapshot) => void): () => void;
 }
@@ -47,6 +48,10 @@ interface PodEntry {
   key: string;
   pod: V1Pod;
   images: string[];
+  /** Each image's pull policy for this pod. */
+  policies: Map<string, string>;
+  /** Images the kubelet shows this pod has (a container of that very image started). */
+  present: Set<string>;
   prev: PreviousState | PublishedState | null;
   floor: number;
   memory: EventMemory;
@@ -122,6 +127,8 @@ export class Publisher {
         key: k,
         pod,
         images: [],
+        policies: new Map(),
+        present: new Set(),
         prev: previousStateOf(pod),
         floor: 0,
         memory: emptyEventMemory(),
@@ -149,9 +156,11 @@ export class Publisher {
       e.done = false;
       e.floor = 0;
     }
-    const names = pi.images.map((i) => this.o.tracker.expect(i.image));
+    const names = pi.images.map((i) => this.o.tracker.expect(i.image, i.pullPolicy));
     for (const old of e.images) if (!names.includes(old)) this.release(old, k);
     e.images = names;
+    e.policies = new Map(pi.images.map((i, n) => [names[n] ?? i.image, i.pullPolicy]));
+    e.present = new Set(pi.images.flatMap((i, n) => (i.present ? [names[n] ?? i.image] : [])));
     for (const f of pi.failures) {
       // While backing off the kubelet says only "Back-off pulling image": keep the reason it
       // gave with ErrImagePull (e.g. "not found") when the image is already marked Failed.
@@ -227,8 +236,25 @@ export class Publisher {
     }
   }
 
-  private statuses(e: PodEntry): ImagePullStatus[] {
-    return e.images.map((img) => this.o.tracker.statusOf(img, this.since(e.pod)) ?? blankStatus(img));
+  /**
+   * Each image's status for this pod. One the kubelet shows the pod has (a container of that
+   * image started) is in, whatever the tracker saw: Pulled if bytes were fetched for it, else
+   * Cached (pull policy Always on an unchanged image re-resolves and fetches nothing).
+   */
+  private statuses(e: PodEntry, now: number): ImagePullStatus[] {
+    return e.images.map((img) => {
+      const s = this.o.tracker.statusOf(img, this.since(e.pod), e.policies.get(img)) ?? blankStatus(img);
+      if (!e.present.has(img) || complete(s.phase)) return s;
+      return {
+        ...s,
+        phase: s.bytesDone > 0 ? 'Pulled' : 'Cached',
+        percent: 100,
+        etaSeconds: 0,
+        bytesPerSecond: 0,
+        error: null,
+        finishedAt: s.finishedAt ?? new Date(now).toISOString(),
+      };
+    });
   }
 
   private async publish(
@@ -239,7 +265,7 @@ export class Publisher {
   ): Promise<void> {
     e.dirty = false;
     if (e.images.length === 0) return;
-    const statuses = this.statuses(e);
+    const statuses = this.statuses(e, now);
     const fetching = statuses.some((s) => ['Downloading', 'Unpacking', 'Stalled'].includes(s.phase));
     const progress = podProgress(statuses, { floor: e.floor, nodeBusy: anyInFlight && !fetching });
     const prevCondition = e.prev?.condition ?? null;

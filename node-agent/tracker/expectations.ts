@@ -29,8 +29,16 @@ interface Expectation {
   failed: string | null;
   /** When fail() was last called: a pull that starts after it is a retry, and clears it. */
   failedAt: number;
-  /** The image record, once known without a pull to show it: when containerd made it, and the size. */
-  record: { createdAt: number; size: number } | null;
+  /** The image record, once known without a pull to show it: when containerd made or last changed it (ms), and the size. */
+  record: ImageRecordSeen | null;
+  /** A pod with pull policy Always waits for it: a record older than the pod does not count. */
+  always: boolean;
+}
+
+interface ImageRecordSeen {
+  createdAt: number;
+  updatedAt: number;
+  size: number;
 }
 
 /** The name CRI gives the image record: the tag is dropped when a digest is given. */
@@ -57,10 +65,15 @@ export class Expectations {
     return [...this.expected.keys()];
   }
 
-  /** Follows `image`; returns its normalised name (the input when it does not parse). */
-  expect(image: string): string {
+  /**
+   * Follows `image`; returns its normalised name (the input when it does not parse). With
+   * `policy` Always (any pod's), an existing record does not make the image present.
+   */
+  expect(image: string, policy?: string): string {
     const { ref, name } = keyOf(image);
-    if (ref !== null && !this.expected.has(name)) {
+    if (ref === null) return name;
+    const e = this.expected.get(name);
+    if (e === undefined) {
       this.expected.set(name, {
         ref,
         name,
@@ -69,7 +82,10 @@ export class Expectations {
         failed: null,
         failedAt: 0,
         record: null,
+        always: policy === 'Always',
       });
+    } else if (policy === 'Always') {
+      e.always = true;
     }
     return name;
   }
@@ -89,12 +105,13 @@ export class Expectations {
   }
 
   /** See PullTracker.statusOf. */
-  statusOf(image: string, since?: number): ImagePullStatus | null {
+  statusOf(image: string, since?: number, policy?: string): ImagePullStatus | null {
     const e = this.expected.get(keyOf(image).name);
     if (e === undefined) return null;
     const from = since ?? e.since;
     const p = this.match(e, from);
-    const base = p !== undefined ? { ...p.status, image: e.name } : this.withoutPull(e, from);
+    const base =
+      p !== undefined ? { ...p.status, image: e.name } : this.withoutPull(e, from, policy === 'Always');
     // A retry: a pull started after the failure, or bytes moving again since (containerd keeps
     // the earlier attempt's records, so a retry can show up as the old pull resuming).
     const retried =
@@ -105,8 +122,11 @@ export class Expectations {
     return base;
   }
 
-  private withoutPull(e: Expectation, from: number): ImagePullStatus {
-    const rec = e.record ?? this.recordFromPull(e);
+  private withoutPull(e: Expectation, from: number, always: boolean): ImagePullStatus {
+    let rec = e.record ?? this.recordFromPull(e);
+    // Pull policy Always: the kubelet pulls again whatever is there; only a record made or
+    // changed since the pod began to wait (or the pod's own container status) says it is in.
+    if (always && rec !== null && rec.updatedAt < from) rec = null;
     const phase = rec === null ? 'Resolving' : rec.createdAt >= from ? 'Pulled' : 'Cached';
     const size = rec?.size ?? 0;
     return {
@@ -144,14 +164,18 @@ export class Expectations {
   }
 
   /** A finished pull that made the image's record: the record, as far as statusOf needs it. */
-  private recordFromPull(e: Expectation): { createdAt: number; size: number } | null {
+  private recordFromPull(e: Expectation): ImageRecordSeen | null {
     for (const p of this.pulls.values()) {
       if (
         p.finishedAt !== null &&
         p.phase === 'Pulled' &&
         (p.names.has(e.recordName) || p.names.has(e.name))
       ) {
-        return { createdAt: p.finishedAt, size: p.status.bytesTotal + p.status.bytesCached };
+        return {
+          createdAt: p.finishedAt,
+          updatedAt: p.finishedAt,
+          size: p.status.bytesTotal + p.status.bytesCached,
+        };
       }
     }
     return null;
@@ -164,14 +188,22 @@ export class Expectations {
   ): Promise<void> {
     const now = this.now();
     const waiting = [...this.expected.values()].filter(
-      (e) => e.record === null && this.match(e, e.since) === undefined && this.recordFromPull(e) === null,
+      (e) =>
+        (e.record === null || (e.always && e.record.updatedAt < e.since)) &&
+        this.match(e, e.since) === undefined &&
+        this.recordFromPull(e) === null,
     );
     if (waiting.length === 0) return;
     const records = await source.listImages(waiting.map((e) => `name==${JSON.stringify(e.recordName)}`));
     for (const e of waiting) {
       const rec = records.find((r) => r.name === e.recordName);
       if (rec === undefined) continue;
-      e.record = { createdAt: rec.createdAt?.getTime() ?? now, size: await imageSize(rec.target.digest) };
+      const createdAt = rec.createdAt?.getTime() ?? now;
+      e.record = {
+        createdAt,
+        updatedAt: rec.updatedAt?.getTime() ?? createdAt,
+        size: await imageSize(rec.target.digest),
+      };
       e.failed = null;
     }
   }

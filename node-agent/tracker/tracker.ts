@@ -140,10 +140,11 @@ export class PullTracker {
 
   /**
    * Follows `image` for a waiting pod: until a pull for it shows up its status is Resolving
-   * (containerd shows nothing while it resolves a tag). Returns the normalised name.
+   * (containerd shows nothing while it resolves a tag). `policy`: the pod's imagePullPolicy.
+   * Returns the normalised name.
    */
-  expect(image: string): string {
-    return this.expected.expect(image);
+  expect(image: string, policy?: string): string {
+    return this.expected.expect(image, policy);
   }
 
   /** No pod waits for `image` any more. */
@@ -163,10 +164,12 @@ export class PullTracker {
    * The status of an expected image under the name the pod gave, or null if not expected.
    * `since` is when the pod began to wait (its creationTimestamp, ms; default: when the image
    * was first expected): a pull that ended before it is not this pod's, and an image whose
-   * record is older is Cached for it, not Pulled.
+   * record is older is Cached for it, not Pulled — unless `policy` is Always (the pod's
+   * imagePullPolicy): then an older record does not count and the image is Resolving until its
+   * pull or a newer record shows.
    */
-  statusOf(image: string, since?: number): ImagePullStatus | null {
-    return this.expected.statusOf(image, since);
+  statusOf(image: string, since?: number, policy?: string): ImagePullStatus | null {
+    return this.expected.statusOf(image, since, policy);
   }
 
   private schedule(ms: number): void {
@@ -282,7 +285,7 @@ export class PullTracker {
       [...this.pulls.values()].some(
         (p) =>
           p.finishedAt === null &&
-          (p.phase === 'Unpacking' ||
+          (allBlobsIn(p, this.blobs) ||
             p.idleSince !== null ||
             p.blobs.some((b) => this.blobs.get(b.digest)?.state === 'lost')),
       );
