@@ -155,15 +155,12 @@ test('image volumes come first (the kubelet pulls them before any container), wi
     init: [{ name: 'setup', image: 'busybox:1.36' }],
     containers: [{ name: 'web', image: 'nginx:1.27' }],
   });
-  p.spec = {
-    ...p.spec,
-    containers: p.spec?.containers ?? [],
-    volumes: [
-      { name: 'models', image: { reference: 'registry.test/ml/model:v3', pullPolicy: 'IfNotPresent' } },
-      { name: 'data', emptyDir: {} },
-      { name: 'tools', image: { reference: 'registry.test/tools' } },
-    ],
-  };
+  const volumes = [
+    { name: 'models', image: { reference: 'registry.test/ml/model:v3', pullPolicy: 'IfNotPresent' } },
+    { name: 'data', emptyDir: {} },
+    { name: 'tools', image: { reference: 'registry.test/tools' } },
+  ];
+  if (p.spec !== undefined) p.spec.volumes = volumes;
   const got = podImages(p);
   assert.deepEqual(
     got.images.map((i) => [i.image, i.volume, i.pullPolicy]),
@@ -181,7 +178,7 @@ test('image volumes come first (the kubelet pulls them before any container), wi
     containers: [{ name: 'web', image: 'nginx:1.27' }],
     initStatuses: [ranStatus('setup', BUSYBOX, 'terminated')],
   });
-  started.spec = { ...started.spec, containers: started.spec?.containers ?? [], volumes: p.spec.volumes };
+  if (started.spec !== undefined) started.spec.volumes = volumes;
   assert.deepEqual(podImages(started).waiting, [NGINX]);
 });
 

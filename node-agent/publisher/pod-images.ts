@@ -112,14 +112,15 @@ export function podImages(pod: V1Pod): PodImages {
     }
     return entry;
   };
-  let anyStarted = false;
+  const anyStarted = [...statusByName.values()].some(
+    (st) => st.state?.running !== undefined || st.state?.terminated !== undefined,
+  );
   const visit = (c: V1Container, init: boolean): void => {
     if (c.image === undefined || c.image === '') return;
     const entry = entryFor(c.image, init, false, policyOf(c.imagePullPolicy, c.image));
     const image = entry.image;
     entry.containers.push(c.name);
     const s = statusByName.get(c.name);
-    if (s?.state?.running !== undefined || s?.state?.terminated !== undefined) anyStarted = true;
     if (hasImage(s, image)) entry.present = true;
     const waiting = s?.state?.waiting;
     const reason = waiting?.reason ?? '';
