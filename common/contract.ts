@@ -112,7 +112,10 @@ export interface PodPullStatus {
   version: typeof STATUS_VERSION;
   phase: Phase;
   percent: number;
+  /** Seconds until the pod's last image is in (all its images, and those queued ahead of it). */
   etaSeconds: number | null;
+  /** Present (true) when a size behind the ETA was unknown: the wait is at least etaSeconds. */
+  etaIsLowerBound?: true;
   updatedAt: string;
   images: ImagePullStatus[];
   /**

@@ -134,12 +134,39 @@ test('init-container image then main image: Queued, then Downloading, percent ov
   const a = step([init(5 * MB), resolving(NGINX)]);
   assert.deepEqual(phases(a), ['Downloading', 'Queued']);
   assert.equal(a.percent, 25, 'the main image counts as big as the init one until its size is known');
-  assert.equal(a.etaSeconds, null, 'the main image size is unknown');
+  assert.equal(a.etaSeconds, 5, 'the main image size is unknown: the init image’s 5 MB at 1 MB/s');
+  assert.equal(a.etaIsLowerBound, true, 'and says it is a lower bound');
   assert.equal(a.active?.image, BUSYBOX);
   assert.match(
     conditionMessage(a),
-    /^busybox:1\.36 \d+% \(5\.0\/10\.0 MB\) 1\.0 MB\/s ETA 1s, then 1 more image$/,
+    /^busybox:1\.36 \d+% \(5\.0\/10\.0 MB\) 1\.0 MB\/s, then 1 more image ETA ≥5s$/,
   );
+  // With the main image's size from its manifest: percent and ETA over both.
+  const sizes = (image: string) => (image === NGINX ? 20 * MB : null);
+  const known = podProgress([init(5 * MB), resolving(NGINX)], { sizeOf: sizes });
+  assert.equal(known.percent, Math.floor((100 * 5) / 30));
+  assert.equal(known.etaSeconds, 25);
+  assert.equal(known.etaIsLowerBound, false);
+  assert.match(conditionMessage(known), /, then 1 more image ETA 25s$/);
+  // Another pod's pull ahead of this one on the node: its bytes come first.
+  const behind = podProgress([resolving(NGINX)], {
+    nodeBusy: true,
+    sizeOf: sizes,
+    bytesAhead: 10 * MB,
+    nodeBytesPerSecond: 2 * MB,
+  });
+  assert.equal(behind.phase, 'Queued');
+  assert.equal(behind.etaSeconds, 15);
+  assert.equal(behind.etaIsLowerBound, false);
+  const unknownAhead = podProgress([resolving(NGINX)], {
+    nodeBusy: true,
+    sizeOf: sizes,
+    bytesAhead: 10 * MB,
+    aheadUnknown: true,
+    nodeBytesPerSecond: 2 * MB,
+  });
+  assert.equal(unknownAhead.etaIsLowerBound, true);
+  assert.equal(podProgress([resolving(NGINX)], { sizeOf: sizes }).etaSeconds, null, 'no rate: no ETA');
 
   const b = step([pulled(BUSYBOX, 10 * MB), resolving(NGINX)]);
   assert.equal(b.phase, 'Resolving');

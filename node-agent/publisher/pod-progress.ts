@@ -21,6 +21,7 @@ import {
   type PodPullStatus,
 } from '../../common/contract.js';
 import { formatBytes, formatBytesPair, formatRate } from '../../common/format.js';
+import { eta } from '../tracker/rate.js';
 import { kubeTime, shortImage, truncate, utf8Bytes } from './text.js';
 
 export interface PodProgressOptions {
@@ -32,6 +33,21 @@ export interface PodProgressOptions {
    * waiting its turn (Queued), not resolving.
    */
   nodeBusy?: boolean;
+  /**
+   * Size in bytes of an image with no pull yet (Resolving or Queued), from its manifest in the
+   * content store or the registry; null when neither answered.
+   */
+  sizeOf?: (image: string) => number | null;
+  /**
+   * Bytes the node must fetch before this pod's images can come (the kubelet pulls serially):
+   * what other pods' pulls in flight still need, and the sizes of other pods' images queued
+   * ahead of this pod. Default 0.
+   */
+  bytesAhead?: number;
+  /** The node's download rate now (bytes/s), over every pull in flight. Default: this pod's. */
+  nodeBytesPerSecond?: number;
+  /** Some image queued ahead of this pod has no known size: the ETA is then a lower bound. */
+  aheadUnknown?: boolean;
 }
 
 /** One pod's pulls seen as a whole. */
@@ -39,8 +55,14 @@ export interface PodProgress {
   phase: Phase;
   /** Integer percent of the pod's bytes to fetch; 100 only once every image is present. */
   percent: number;
-  /** Seconds until every image is in; null when unknown (a size or the rate not known yet). */
+  /**
+   * Seconds until the pod's last image is in: the bytes still to come for all its images
+   * (queued ones at their manifest size) and for those queued ahead of it on the node, at the
+   * node's rate; null when no rate is measured yet.
+   */
   etaSeconds: number | null;
+  /** Some size behind the ETA is unknown (counted as 0): the real wait is at least etaSeconds. */
+  etaIsLowerBound: boolean;
   /** Sums over the images whose size is known. */
   bytesDone: number;
   bytesTotal: number;
@@ -76,35 +98,45 @@ const isDone = (p: Phase): boolean => isPresent(p) || p === 'Failed';
 /** No pull of the image seen yet, so its size is unknown. */
 const sizeUnknown = (p: Phase): boolean => p === 'Resolving' || p === 'Queued';
 
-function etaOf(remaining: number, rate: number): number | null {
-  if (remaining <= 0) return 0;
-  if (!(rate > 0)) return null;
-  return Math.max(1, Math.round(remaining / rate));
+/** An image with no pull yet, counted at its manifest size when known. */
+interface Sized {
+  status: ImagePullStatus;
+  /** Bytes to fetch: the pull's figure, or the manifest size for one not started; null unknown. */
+  total: number | null;
+  done: number;
+}
+
+function sized(images: readonly ImagePullStatus[], sizeOf: (image: string) => number | null): Sized[] {
+  return images.map((i) => {
+    if (!sizeUnknown(i.phase))
+      return { status: i, total: i.bytesTotal, done: Math.min(i.bytesDone, i.bytesTotal) };
+    return { status: i, total: sizeOf(i.image), done: 0 };
+  });
 }
 
 /**
- * Percent of the pod's bytes. An image whose pull has not started yet has no known size; it
- * counts as the mean size of the known ones, so a pod's first image does not reach 100 % on its
- * own. When the guess was too small, percent holds (it never goes backwards) until the real
- * figure passes it.
+ * Percent of the pod's bytes. An image whose pull has not started counts at its manifest size;
+ * when that is unknown too, as the mean size of the known ones, so a pod's first image does not
+ * reach 100 % on its own. When a guess was too small, percent holds (it never goes backwards)
+ * until the real figure passes it.
  */
-function rawPercent(images: readonly ImagePullStatus[]): number {
+function rawPercent(items: readonly Sized[]): number {
   let done = 0;
   let total = 0;
-  let sized = 0;
+  let known = 0;
   let unknown = 0;
-  for (const i of images) {
-    if (sizeUnknown(i.phase)) {
+  for (const i of items) {
+    if (i.total === null) {
       unknown++;
       continue;
     }
-    done += Math.min(i.bytesDone, i.bytesTotal);
-    total += i.bytesTotal;
-    if (i.bytesTotal > 0) sized++;
+    done += i.done;
+    total += i.total;
+    if (i.total > 0) known++;
   }
-  const estimate = total + (sized === 0 ? 0 : (unknown * total) / sized);
+  const estimate = total + (known === 0 ? 0 : (unknown * total) / known);
   // No size known: 100 only when everything is in (a pull that failed before its first byte is 0).
-  if (estimate <= 0) return unknown === 0 && images.every((i) => isPresent(i.phase)) ? 100 : 0;
+  if (estimate <= 0) return unknown === 0 && items.every((i) => isPresent(i.status.phase)) ? 100 : 0;
   return Math.floor((100 * done) / estimate);
 }
 
@@ -115,6 +147,7 @@ function rawPercent(images: readonly ImagePullStatus[]): number {
  * - an image with no pull yet while an earlier one is still coming → Queued;
  * - an image being fetched is Stalled → Stalled;
  * - else the phase of the first image being fetched.
+ * Percent and ETA cover every image the pod waits for (see PodProgress.etaSeconds).
  */
 export function podProgress(
   statuses: readonly ImagePullStatus[],
@@ -145,27 +178,37 @@ export function podProgress(
     phase = stalled !== undefined ? 'Stalled' : (active?.phase ?? 'Queued');
   }
 
+  const items = sized(images, opts.sizeOf ?? (() => null));
   const complete = phase === 'Pulled' || phase === 'Cached';
   const floor = Math.max(0, Math.floor(opts.floor ?? 0));
-  const percent = complete ? 100 : Math.min(99, Math.max(floor, rawPercent(images)));
+  const percent = complete ? 100 : Math.min(99, Math.max(floor, rawPercent(items)));
 
-  const known = images.filter((i) => !sizeUnknown(i.phase));
   const bytesPerSecond = fetching.reduce((n, i) => n + i.bytesPerSecond, 0);
+  const rate = Math.max(bytesPerSecond, opts.nodeBytesPerSecond ?? 0);
+  const waiting = items.filter((i) => !isDone(i.status.phase));
+  const own = waiting.reduce((n, i) => n + Math.max(0, (i.total ?? 0) - i.done), 0);
+  const etaIsLowerBound =
+    !complete && ((opts.aheadUnknown ?? false) || waiting.some((i) => i.total === null));
   let etaSeconds: number | null;
   if (complete) etaSeconds = 0;
-  else if (phase === 'Failed' || pending.some((i) => sizeUnknown(i.phase))) etaSeconds = null;
-  else if (pending.length === 1) etaSeconds = pending[0]?.etaSeconds ?? null;
-  else {
-    const remaining = pending.reduce((n, i) => n + Math.max(0, i.bytesTotal - i.bytesDone), 0);
-    etaSeconds = etaOf(remaining, bytesPerSecond);
+  else if (phase === 'Failed' || phase === 'Stalled') etaSeconds = null;
+  else if (waiting.length === 1 && fetching.length === 1 && active !== null && (opts.bytesAhead ?? 0) === 0) {
+    // One image and nothing ahead: the tracker's own ETA (it allows for bytes not yet flushed).
+    etaSeconds = active.etaSeconds;
+  } else {
+    // Nothing known still to come while images are missing: no figure rather than "0s".
+    const remaining = own + (opts.bytesAhead ?? 0);
+    etaSeconds = remaining > 0 ? eta(remaining, rate) : null;
   }
+  const counted = items.filter((i) => i.total !== null);
   return {
     phase,
     percent,
     etaSeconds,
-    bytesDone: known.reduce((n, i) => n + Math.min(i.bytesDone, i.bytesTotal), 0),
-    bytesTotal: known.reduce((n, i) => n + i.bytesTotal, 0),
-    bytesCached: known.reduce((n, i) => n + i.bytesCached, 0),
+    etaIsLowerBound: etaIsLowerBound && etaSeconds !== null && etaSeconds > 0,
+    bytesDone: counted.reduce((n, i) => n + i.done, 0),
+    bytesTotal: counted.reduce((n, i) => n + (i.total ?? 0), 0),
+    bytesCached: counted.reduce((n, i) => n + i.status.bytesCached, 0),
     bytesPerSecond,
     images,
     active,
@@ -177,6 +220,12 @@ const MESSAGE_IMAGE_LENGTH = 120;
 
 function plural(n: number, word: string): string {
   return `${n} ${word}${n === 1 ? '' : 's'}`;
+}
+
+/** " ETA 5s" for the pod (all its images), " ETA ≥5s" when a size is unknown; "" when unknown. */
+function etaText(p: PodProgress): string {
+  if (p.etaSeconds === null) return '';
+  return ` ETA ${p.etaIsLowerBound ? '≥' : ''}${formatDuration(p.etaSeconds)}`;
 }
 
 /**
@@ -209,7 +258,7 @@ export function conditionMessage(p: PodProgress): string {
   } else if (p.phase === 'Failed') {
     text = `${name} failed: ${a.error ?? 'the pull did not complete'}`;
   } else if (p.phase === 'Queued') {
-    text = `${name} queued behind another pull on the node${more}`;
+    text = `${name} queued behind another pull on the node${more}${etaText(p)}`;
   } else if (p.phase === 'Resolving') {
     text = `${name} resolving${more}`;
   } else if (p.phase === 'Unpacking') {
@@ -218,8 +267,7 @@ export function conditionMessage(p: PodProgress): string {
     text = `${name} ${a.percent}%${bytes(a)} stalled: no bytes arriving${more}`;
   } else {
     const rate = a.bytesPerSecond > 0 ? ` ${formatRate(a.bytesPerSecond)}` : '';
-    const eta = a.etaSeconds === null ? '' : ` ETA ${formatDuration(a.etaSeconds)}`;
-    text = `${name} ${a.percent}%${bytes(a)}${rate}${eta}${more}`;
+    text = `${name} ${a.percent}%${bytes(a)}${rate}${more}${etaText(p)}`;
   }
   return truncate(text, MAX_MESSAGE_LENGTH);
 }
@@ -292,6 +340,7 @@ export function statusDocument(p: PodProgress, now: Date): PodPullStatus {
     phase: p.phase,
     percent: p.percent,
     etaSeconds: p.etaSeconds,
+    ...(p.etaIsLowerBound ? { etaIsLowerBound: true as const } : {}),
     updatedAt: now.toISOString(),
     images: p.images,
   });

@@ -773,7 +773,7 @@ test('an init-container image and a main image: the main one is Queued, then pul
   await w.advance(2000);
   let v = w.view(key);
   assert.equal(v.condition?.reason, 'Downloading');
-  assert.match(String(v.condition.message), /^busybox:1\.36 50% .*, then 1 more image$/);
+  assert.match(String(v.condition.message), /^busybox:1\.36 50% .*, then 1 more image ETA ≥2s$/);
   assert.deepEqual(
     v.status?.images.map((i) => [i.image, i.phase]),
     [
@@ -783,7 +783,8 @@ test('an init-container image and a main image: the main one is Queued, then pul
   );
   // The second image's size is not known: it counts as big as the first, so 2 of 8 MB.
   assert.equal(v.labels[LABEL_PROGRESS], '25');
-  assert.equal(v.labels[LABEL_ETA], undefined, 'no ETA while an image size is unknown');
+  assert.equal(v.labels[LABEL_ETA], '2s', 'a lower bound while an image size is unknown');
+  assert.equal(v.status?.etaIsLowerBound, true);
 
   w.tracker.set(pulled(BUSYBOX, 4 * MB));
   await w.change(key, (p) => {

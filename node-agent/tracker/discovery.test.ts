@@ -217,3 +217,21 @@ test('unknown ingest ref forms are ignored; attestation and sha512 refs do not b
   assert.deepEqual(await n.poll(), []);
   assert.equal(n.tracker.lastError, null);
 });
+
+test('a pull waiting on a layer another pull fetches has no ingest of its own: found through its lease at once', async () => {
+  const n = new Node();
+  const shared = layer('shared', 10 * MiB);
+  const own1 = layer('own1', 2 * MiB);
+  const own2 = layer('own2', 2 * MiB);
+  const first = image([shared, own1]);
+  const second = image([shared, own2]);
+  n.begin(first, 'p1');
+  n.fake.setIngest(`layer-${shared.digest}`, 3 * MiB, shared.size, { lease: 'p1' });
+  n.begin(second, 'p2'); // containerd holds its fetch of the shared layer: no ingest in p2
+  const pulls = await n.poll();
+  assert.deepEqual(pulls.map((p) => p.manifestDigest).sort(), [first.digest, second.digest].sort());
+  const p2 = pulls.find((p) => p.manifestDigest === second.digest);
+  assert.equal(p2?.status.bytesTotal, second.configRef.size + 12 * MiB);
+  assert.equal(p2.status.bytesDone, second.configRef.size + 3 * MiB, 'the shared layer’s bytes count for it');
+  assert.equal(p2.status.phase, 'Downloading');
+});

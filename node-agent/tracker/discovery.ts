@@ -34,6 +34,10 @@ const INDEX_LABEL_SEARCH = 16;
 /** A manifest whose config is not committed yet waits this long for it before it is used. */
 const CONFIG_WAIT_MS = 3_000;
 const CONFIG_LABEL = 'containerd.io/gc.ref.content.config';
+/** Leases looked into per poll at most (a handful exist: one per pull or task in progress). */
+const MAX_LEASES_PER_POLL = 32;
+/** A lease holding no manifest for this long is not a pull's (or its pull is found otherwise). */
+const LEASE_GIVE_UP_MS = 10 * 60_000;
 const INDEX_LABEL_PREFIX = 'containerd.io/gc.ref.content.m.';
 
 export interface DiscoveryOptions {
@@ -76,6 +80,10 @@ export class PullDiscovery {
   private readonly indexOf = new Map<string, ContentInfo>();
   /** Leases whose pull is found: not listed again. */
   private readonly doneLeases = new Set<string>();
+  /** When each lease not yet tied to a pull was first seen (ms). */
+  private readonly leaseSeen = new Map<string, number>();
+  /** Orphan blobs of the last poll. */
+  private readonly orphanSeen = new Set<string>();
   /** Blobs the label shortcut was tried for. */
   private readonly labelTried = new Set<string>();
 
@@ -113,16 +121,20 @@ export class PullDiscovery {
     const heads = new Map<string, ContentInfo>();
     /** Heads found in a lease: the lease holds the index too if there is one. */
     const fromLease = new Set<string>();
-    if (orphans.length > 0) {
-      for (const info of await this.viaLeases(orphans, known, leasesDone)) {
-        heads.set(info.digest, info);
-        fromLease.add(info.digest);
-      }
-      const left = orphans.filter((o) => !this.labelTried.has(o.digest)).slice(0, 8);
-      if (heads.size === 0 && left.length > 0) {
-        for (const info of await this.viaLabels(left)) heads.set(info.digest, info);
-        tried.push(...left.map((o) => o.digest));
-      }
+    const held = new Set<string>();
+    for (const info of await this.viaLeases(orphans, known, leasesDone, held, now)) {
+      heads.set(info.digest, info);
+      fromLease.add(info.digest);
+    }
+    // The label shortcut, once per blob, for orphans no lease holds (a client that pulls
+    // without one), or that a lease held without its manifest last poll too.
+    const stale = orphans.filter(
+      (o) => (!held.has(o.digest) || this.orphanSeen.has(o.digest)) && !this.labelTried.has(o.digest),
+    );
+    if (stale.length > 0) {
+      const left = stale.slice(0, 8);
+      for (const info of await this.viaLabels(left)) heads.set(info.digest, info);
+      tried.push(...left.map((o) => o.digest));
     }
     for (const [digest, since] of this.pending) {
       if (known(digest)) {
@@ -146,30 +158,54 @@ export class PullDiscovery {
       }
     }
     for (const id of leasesDone) this.doneLeases.add(id);
+    this.orphanSeen.clear();
+    for (const o of orphans) this.orphanSeen.add(o.digest);
     if (this.labelTried.size + tried.length > 10_000) this.labelTried.clear();
     for (const d of tried) this.labelTried.add(d);
     return found;
   }
 
   /** The manifests and indexes held by the leases of the orphans' pulls. */
+  /**
+   * The manifests and indexes in the leases of pulls not known yet. Every lease not yet tied
+   * to a pull is looked at each poll (a pull waiting for a layer another pull fetches has no
+   * ingest of its own, but its lease holds its manifest already); one that holds no manifest
+   * for LEASE_GIVE_UP_MS is not a pull's and is left alone, unless it holds an orphan ingest.
+   */
   private async viaLeases(
     orphans: Orphan[],
     known: (digest: string) => boolean,
     leasesDone: string[],
+    held: Set<string>,
+    now: number,
   ): Promise<ContentInfo[]> {
     const refs = new Set(orphans.map((o) => o.ref));
     const digests = new Set(orphans.map((o) => o.digest));
     const leases = await this.source.listLeases();
     const live = new Set(leases.map((l) => l.id));
     for (const id of this.doneLeases) if (!live.has(id)) this.doneLeases.delete(id);
+    for (const id of this.leaseSeen.keys()) if (!live.has(id)) this.leaseSeen.delete(id);
     const out: ContentInfo[] = [];
+    let looked = 0;
     for (const lease of leases) {
-      if (this.doneLeases.has(lease.id)) continue;
+      if (this.doneLeases.has(lease.id) || looked >= MAX_LEASES_PER_POLL) continue;
+      const seen = this.leaseSeen.get(lease.id) ?? now;
+      this.leaseSeen.set(lease.id, seen);
+      if (now - seen > LEASE_GIVE_UP_MS && orphans.length === 0) continue;
+      looked++;
       const res = await this.source.listLeaseResources(lease.id);
       const holds = res.some(
         (r) => (r.type === 'ingests' && refs.has(r.id)) || (r.type === 'content' && digests.has(r.id)),
       );
-      if (!holds) continue;
+      for (const o of orphans) {
+        if (
+          res.some(
+            (r) => (r.type === 'ingests' && r.id === o.ref) || (r.type === 'content' && r.id === o.digest),
+          )
+        )
+          held.add(o.digest);
+      }
+      if (now - seen > LEASE_GIVE_UP_MS && !holds) continue;
       const heads: ContentInfo[] = [];
       for (const r of res) {
         if (r.type !== 'content' || digests.has(r.id)) continue;

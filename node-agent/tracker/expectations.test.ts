@@ -33,7 +33,10 @@ class Node {
     source: this.fake,
     clock: () => this.t,
     platform: 'linux/amd64',
-    digests: { digestOf: (r: ImageRef) => this.registry.get(formatImageRef(r)) ?? null },
+    registry: {
+      digestOf: (r: ImageRef) => this.registry.get(formatImageRef(r)) ?? null,
+      sizeOf: () => null,
+    },
   });
 
   at(ms: number): this {

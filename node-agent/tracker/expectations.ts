@@ -9,12 +9,15 @@ import type { ContainerdSource } from '../containerd/source.js';
 import type { PullState } from './state.js';
 
 /**
- * Resolves a tag to the digest the registry serves for it (index or manifest), as the
- * kubelet's containerd will; null when unknown (registry refused, offline, not resolved yet).
- * Must not throw and must answer from a cache: it is called on every poll.
+ * What the registry says of an image, as the kubelet's containerd will see it. Both answer
+ * from a cache at once (they are called on every poll) and start a lookup on a miss; null
+ * means not known (yet): the registry refused, is unreachable, or has not answered.
  */
-export interface DigestLookup {
+export interface RegistryLookup {
+  /** The digest a tag resolves to (index or manifest). */
   digestOf(ref: ImageRef): string | null;
+  /** Bytes of the image for this node's platform: config + distinct layers. */
+  sizeOf(ref: ImageRef): number | null;
 }
 
 /** An image some pod waits for, matched to the pull that fetches it. */
@@ -57,7 +60,7 @@ export class Expectations {
   constructor(
     private readonly pulls: ReadonlyMap<string, PullState>,
     private readonly now: () => number,
-    private readonly digests: DigestLookup | null,
+    private readonly registry: RegistryLookup | null,
   ) {}
 
   /** Names of the images expected. */
@@ -102,6 +105,17 @@ export class Expectations {
     // first report is that retry, so a repeated report does not hide it.
     if (e.failed === null) e.failedAt = this.now();
     e.failed = keepEnds(message, MAX_ERROR_LENGTH - 64);
+  }
+
+  /**
+   * Bytes of an expected image not being pulled: its record's image size from the content
+   * store, else the registry's figure; null when neither is known. See PullTracker.sizeOf.
+   */
+  sizeOf(image: string): number | null {
+    const e = this.expected.get(keyOf(image).name);
+    if (e === undefined) return null;
+    if (e.record !== null && e.record.size > 0) return e.record.size;
+    return this.registry?.sizeOf(e.ref) ?? null;
   }
 
   /** See PullTracker.statusOf. */
@@ -155,9 +169,9 @@ export class Expectations {
     const pulls = [...this.pulls.values()].filter((p) => p.finishedAt === null || p.finishedAt >= since);
     const byName = pulls.find((p) => p.names.has(e.recordName) || p.names.has(e.name));
     if (byName !== undefined) return byName;
-    const d = e.ref.digest ?? this.digests?.digestOf(e.ref) ?? null;
+    const d = e.ref.digest ?? this.registry?.digestOf(e.ref) ?? null;
     if (d !== null) return pulls.find((p) => p.key === d || p.manifestDigest === d || p.indexDigest === d);
-    if (this.digests !== null) return undefined;
+    if (this.registry !== null) return undefined;
     // No registry lookup configured (the `pulls` command): the newest pull of the repository.
     const repo = sourceKey(e.ref);
     return pulls.filter((p) => p.sources.has(repo)).sort((a, b) => b.startedAt - a.startedAt)[0];

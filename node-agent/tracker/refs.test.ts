@@ -18,6 +18,8 @@ test('ingest refs: every MakeRefKey prefix, name@digest, other algorithms; unkno
     [`layer-sha512:${H128}`, { kind: 'layer', digest: `sha512:${H128}` }],
     [`docker.io/library/nginx:1.27@sha256:${H64}`, { kind: 'unknown', digest: `sha256:${H64}` }],
     [`registry.test:5000/team/app@sha512:${H128}`, { kind: 'unknown', digest: `sha512:${H128}` }],
+    [`manifest-v1.2@sha256:${H64}`, { kind: 'manifest', digest: `sha256:${H64}` }],
+    [`index-docker.io/library/x:1@sha256:${H64}`, { kind: 'index', digest: `sha256:${H64}` }],
     [`layer-sha256:${'a'.repeat(63)}`, null], // sha256 is exactly 64 hex
     [`layer-sha512:${H64}`, null], // sha512 is exactly 128 hex
     [`layer-SHA256:${H64}`, null],

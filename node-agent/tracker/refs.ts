@@ -1,7 +1,8 @@
 // Pure: what an ingest ref from content.v1.Content/ListStatuses names. containerd 1.6–2.x
 // build refs with remotes.MakeRefKey: "<kind>-<digest>" where kind is layer, config,
 // manifest, index, attestation (2.1+) or unknown (any other media type); other clients
-// (ctr, BuildKit) use "<name>@<digest>". Digests may use any registered algorithm
+// (ctr, BuildKit) use "<name>@<digest>", and an index entry annotated with a ref name gives
+// "manifest-<name>@<digest>". Digests may use any registered algorithm
 // (sha256 today, sha512 from 2.3).
 
 /** What kind of blob an ingest fetches, from its ref's prefix. */
@@ -36,15 +37,18 @@ export function parseDigest(s: string): string | null {
 export function parseIngestRef(ref: string): IngestRef | null {
   if (ref.length > 4096) return null;
   const dash = ref.indexOf('-');
-  if (dash > 0) {
-    const kind = ref.slice(0, dash) as IngestKind;
+  const prefix = dash > 0 ? ref.slice(0, dash) : '';
+  const kind = KINDS.find((k) => k === prefix);
+  if (kind !== undefined) {
     const digest = parseDigest(ref.slice(dash + 1));
-    if (KINDS.includes(kind) && digest !== null) return { kind, digest };
+    if (digest !== null) return { kind, digest };
   }
+  // "<name>@<digest>", and "manifest-<ref.name annotation>@<digest>" (an index entry with an
+  // org.opencontainers.image.ref.name annotation).
   const at = ref.lastIndexOf('@');
   if (at > 0) {
     const digest = parseDigest(ref.slice(at + 1));
-    if (digest !== null) return { kind: 'unknown', digest };
+    if (digest !== null) return { kind: kind ?? 'unknown', digest };
   }
   return null;
 }

@@ -14,7 +14,7 @@ import type {
   IngestStatus,
 } from '../containerd/source.js';
 import { PullDiscovery, type FoundPull, type Orphan } from './discovery.js';
-import { Expectations, type DigestLookup } from './expectations.js';
+import { Expectations, type RegistryLookup } from './expectations.js';
 import { currentPlatform } from './manifest.js';
 import { advance, allBlobsIn, type ProgressOptions } from './progress.js';
 import { RateWindow } from './rate.js';
@@ -37,8 +37,12 @@ export interface PullTrackerOptions extends Partial<ProgressOptions> {
   platform?: string;
   /** containerd's snapshotter for the CRI (where discarded layers' snapshots are). Default overlayfs. */
   snapshotter?: string;
-  /** Resolves pods' tags to digests (the registry); null: match by repository (the `pulls` command). */
-  digests?: DigestLookup | null;
+  /**
+   * The registry's answers for pods' images: tag → digest (to tie a tag to its pull) and sizes
+   * (for images still queued). Null: no registry lookups; tags are then tied to the newest pull
+   * of their repository (the `pulls` command, which follows no pods).
+   */
+  registry?: RegistryLookup | null;
   logger?: Logger;
 }
 
@@ -98,7 +102,7 @@ export class PullTracker {
       forgetAfterMs: this.progress.failAfterMs * 6,
       log: this.log,
     });
-    this.expected = new Expectations(this.pulls, this.now, opts.digests ?? null);
+    this.expected = new Expectations(this.pulls, this.now, opts.registry ?? null);
   }
 
   /** Subscribes to events and polls until stop(). */
@@ -170,6 +174,15 @@ export class PullTracker {
    */
   statusOf(image: string, since?: number, policy?: string): ImagePullStatus | null {
     return this.expected.statusOf(image, since, policy);
+  }
+
+  /**
+   * Bytes of an expected image not yet being pulled (for a pod's ETA over images still queued):
+   * the size of its manifest's blobs from the content store when its record is there, else the
+   * registry's figure; null when neither is known.
+   */
+  sizeOf(image: string): number | null {
+    return this.expected.sizeOf(image);
   }
 
   private schedule(ms: number): void {
