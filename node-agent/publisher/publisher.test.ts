@@ -784,7 +784,7 @@ test('an init-container image and a main image: the main one is Queued, then pul
   // The second image's size is not known: it counts as big as the first, so 2 of 8 MB.
   assert.equal(v.labels[LABEL_PROGRESS], '25');
   assert.equal(v.labels[LABEL_ETA], '2s', 'a lower bound while an image size is unknown');
-  assert.equal(v.status?.etaIsLowerBound, true);
+  assert.equal(v.status.etaIsLowerBound, true);
 
   w.tracker.set(pulled(BUSYBOX, 4 * MB));
   await w.change(key, (p) => {
