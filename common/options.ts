@@ -34,6 +34,14 @@ export function readBooleanEnv(cmd: Command): void {
   }
 }
 
+/** An option value read as a boolean: true/false, 1/0, yes/no, on/off (any case). */
+export function parseBool(value: string): boolean {
+  const v = value.trim().toLowerCase();
+  if (['1', 'true', 'yes', 'on'].includes(v)) return true;
+  if (['0', 'false', 'no', 'off'].includes(v)) return false;
+  throw new InvalidArgumentError(`must be true or false, got "${value}"`);
+}
+
 export interface HostPort {
   host: string;
   port: number;

@@ -2,6 +2,7 @@
 // validated, and passed down. Nothing else in the agent reads process.env.
 import { Command } from 'commander';
 import {
+  parseBool,
   intParser,
   logLevelOption,
   option,
@@ -28,6 +29,15 @@ export interface TrackerOptions extends ContainerdOptions {
 
 export interface AgentConfig extends TrackerOptions {
   nodeName: string;
+  /**
+   * Whether pods' tags are resolved (and queued images sized) by anonymous manifest requests
+   * to their registries, as the kubelet's containerd resolves them. Default true.
+   */
+  registryLookups: boolean;
+  /** containerd's registry config_path roots (certs.d dirs with hosts.toml), tried in order. */
+  registryConfigPath: string[];
+  /** Deadline of one registry request, ms. Default 2000. */
+  registryTimeoutMs: number;
   /** Empty: in-cluster configuration. */
   kubeconfig: string;
   minPatchIntervalMs: number;
@@ -60,7 +70,10 @@ function addContainerdOptions(cmd: Command): Command {
         .argParser(parseDuration),
     )
     .addOption(
-      option('--snapshotter <name>', "containerd's snapshotter (to see unpacking)").default('overlayfs'),
+      option(
+        '--snapshotter <name>',
+        "containerd's CRI snapshotter: a layer whose blob was discarded after unpack (discard_unpacked_layers) counts as cached when its snapshot is there",
+      ).default('overlayfs'),
     );
 }
 
@@ -69,6 +82,25 @@ export function addAgentOptions(cmd: Command): Command {
     .addOption(option('--node-name <name>', 'this node (from the downward API spec.nodeName); required'))
     .addOption(
       option('--kubeconfig <path>', 'kubeconfig file; in-cluster configuration when empty').default(''),
+    )
+    .addOption(
+      option(
+        '--registry-lookups <bool>',
+        "resolve pods' tags to digests (to tie each to its own pull) and size queued images with anonymous manifest requests to their registries; false: no requests, a tag is tied to its pull by its image record only",
+      )
+        .default(true, 'true')
+        .argParser(parseBool),
+    )
+    .addOption(
+      option(
+        '--registry-config-path <dirs>',
+        "containerd's registry config_path (certs.d roots with hosts.toml, ':'-separated), read as containerd reads it",
+      ).default('/etc/containerd/certs.d'),
+    )
+    .addOption(
+      option('--registry-timeout <duration>', 'deadline of one registry request')
+        .default(2000, '2s')
+        .argParser(parseDuration),
     )
     .addOption(
       option('--stall-after <duration>', 'a pull with no bytes for this long is Stalled')
@@ -118,6 +150,9 @@ interface RawAgentOptions {
   snapshotter: string;
   nodeName?: string;
   kubeconfig: string;
+  registryLookups: boolean;
+  registryConfigPath: string;
+  registryTimeout: number;
   stallAfter: number;
   slowRate: number;
   minPatchInterval: number;
@@ -141,6 +176,9 @@ export function agentConfig(raw: RawAgentOptions): AgentConfig {
     snapshotter: raw.snapshotter,
     nodeName: raw.nodeName.trim(),
     kubeconfig: raw.kubeconfig,
+    registryLookups: raw.registryLookups,
+    registryConfigPath: raw.registryConfigPath.split(':').filter((d) => d !== ''),
+    registryTimeoutMs: raw.registryTimeout,
     stallAfterMs: raw.stallAfter,
     slowRate: raw.slowRate,
     minPatchIntervalMs: raw.minPatchInterval,

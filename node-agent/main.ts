@@ -13,6 +13,7 @@ import { createAgentMetrics } from './metrics.js';
 import { KubePodWriter, watchNodePods } from './publisher/kube-writer.js';
 import { Publisher } from './publisher/publisher.js';
 import { runPulls } from './pulls.js';
+import { RegistryClient } from './registry/client.js';
 import { PullTracker } from './tracker/tracker.js';
 
 const NAME = 'pulltrace-node-agent';
@@ -42,11 +43,23 @@ async function runAgent(config: AgentConfig): Promise<void> {
       logger.warn({ reason }, 'undecodable containerd event');
     },
   });
+  const registryLog = logger.child({ component: 'registry' });
+  const registry = config.registryLookups
+    ? new RegistryClient({
+        configPath: config.registryConfigPath,
+        timeoutMs: config.registryTimeoutMs,
+        onWarning: (message, err) => {
+          registryLog.warn({ err }, message);
+        },
+      })
+    : null;
   const tracker = new PullTracker({
     source,
     pollIntervalMs: config.pollIntervalMs,
     stallAfterMs: config.stallAfterMs,
     slowRateBytesPerSecond: config.slowRate,
+    snapshotter: config.snapshotter,
+    registry,
     logger: logger.child({ component: 'tracker' }),
   });
   const phases = new Map<string, string>();

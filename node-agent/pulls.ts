@@ -50,7 +50,11 @@ export async function runPulls(
   source: ContainerdSource,
   io: PullsIo,
 ): Promise<void> {
-  const tracker = new PullTracker({ source, pollIntervalMs: config.pollIntervalMs });
+  const tracker = new PullTracker({
+    source,
+    pollIntervalMs: config.pollIntervalMs,
+    snapshotter: config.snapshotter,
+  });
   const last = new Map<string, string>();
   const print = (snap: TrackerSnapshot) => {
     if (config.json) {

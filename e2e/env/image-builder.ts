@@ -144,6 +144,11 @@ export interface BuildOptions {
   baseLayers?: Layer[];
   /** Platforms; more than one makes an image index. Default linux/amd64. */
   platforms?: string[];
+  /**
+   * The manifest's layer list as indexes into baseLayers + layers, repeats allowed (a layer
+   * listed twice, as repeated no-op build steps make). Default: each layer once, in order.
+   */
+  layerOrder?: number[];
 }
 
 /** Builds and pushes an image; returns its digests and sizes. */
@@ -158,13 +163,22 @@ export async function buildImage(opts: BuildOptions): Promise<BuiltImage> {
       ...opts.layers.map((size, i) => randomLayer(size, `layer-${i}.bin`)),
     ];
     for (const l of layers) put(l);
+    const listed =
+      opts.layerOrder === undefined
+        ? layers
+        : opts.layerOrder.map((i) => {
+            const l = layers[i];
+            if (l === undefined)
+              throw new Error(`buildImage: layerOrder names layer ${i} of ${layers.length}`);
+            return l;
+          });
     const platforms = (opts.platforms ?? ['linux/amd64']).map((p) => {
       const [os = 'linux', architecture = 'amd64'] = p.split('/');
       return { os, architecture };
     });
     const tag = opts.name.split(':')[1] ?? 'latest';
     const repo = opts.name.split(':')[0] ?? opts.name;
-    const built = platforms.map((p) => ({ p, ...manifestFor(layers, p) }));
+    const built = platforms.map((p) => ({ p, ...manifestFor(listed, p) }));
     for (const b of built) {
       put(b.config);
       put(b.manifest);

@@ -2,7 +2,12 @@
 // of it that pulls go through. Private dirs, free loopback ports: runs side by side with others.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { configureRegistryHost, startContainerd, type Containerd } from './containerd.js';
+import {
+  configureRegistryHost,
+  startContainerd,
+  type Containerd,
+  type ContainerdOptions,
+} from './containerd.js';
 import { startRegistry, startThrottle, type Registry, type Throttle } from './registry.js';
 
 export interface TestEnv {
@@ -21,6 +26,8 @@ export interface TestEnvOptions {
   /** Throttle rate in bytes per second (default 4 MiB/s). */
   rate?: number;
   snapshotter?: string;
+  /** Which containerd and how it is configured (a matrix variant); default the system 1.6. */
+  containerd?: ContainerdOptions;
 }
 
 /** Starts everything; on any failure stops what started and throws with the reason. */
@@ -37,7 +44,10 @@ export async function startTestEnv(opts: TestEnvOptions = {}): Promise<TestEnv> 
     stops.push(() => registry.stop());
     const throttle = await startThrottle(registry.host, opts.rate ?? 4 * 1024 * 1024);
     stops.push(() => throttle.stop());
-    const containerd = await startContainerd(join(dir, 'c'), opts.snapshotter);
+    const containerd = await startContainerd(join(dir, 'c'), {
+      ...opts.containerd,
+      ...(opts.snapshotter === undefined ? {} : { snapshotter: opts.snapshotter }),
+    });
     stops.push(() => containerd.stop());
     configureRegistryHost(containerd, throttle.host, throttle.host);
     configureRegistryHost(containerd, 'registry.test', throttle.host);

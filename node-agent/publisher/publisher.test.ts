@@ -297,6 +297,8 @@ class FakeTracker implements PullView {
   readonly failCalls: { image: string; message: string }[] = [];
   readonly unexpectCalls: string[] = [];
   readonly slow = new Set<string>();
+  /** Sizes of images not being pulled yet, as the content store or registry would give them. */
+  readonly sizes = new Map<string, number>();
   private readonly statuses = new Map<string, ImagePullStatus>();
   private readonly listeners = new Set<(s: TrackerSnapshot) => void>();
 
@@ -322,6 +324,10 @@ class FakeTracker implements PullView {
   statusOf(image: string): ImagePullStatus | null {
     if (!this.expected.has(image)) return null;
     return this.statuses.get(image) ?? resolving(image);
+  }
+
+  sizeOf(image: string): number | null {
+    return this.sizes.get(image) ?? null;
   }
 
   snapshot(): TrackerSnapshot {
@@ -826,7 +832,18 @@ test('a pod whose image has no pull yet while another pull runs on the node is Q
   let v = w.view(key);
   assert.equal(v.condition?.reason, 'Queued');
   assert.equal(v.annotations[ANNOTATION_PHASE], 'Queued');
-  assert.equal(v.condition.message, 'nginx:1.27 queued behind another pull on the node');
+  // The pull ahead has 25 MB to go at 1 MB/s; nginx's own size is not known: at least 25 s.
+  assert.equal(v.condition.message, 'nginx:1.27 queued behind another pull on the node ETA ≥25s');
+  assert.equal(v.annotations[ANNOTATION_ETA_SECONDS], '25');
+  assert.equal(v.status?.etaIsLowerBound, true);
+  // Its manifest size known (content store or registry): 25 MB ahead + its 10 MB, at 1 MB/s.
+  w.tracker.sizes.set(NGINX, 10 * MB);
+  w.tracker.set(downloading('docker.io/library/redis:7', 6 * MB, 30 * MB, 1 * MB));
+  await w.advance(2000);
+  v = w.view(key);
+  assert.equal(v.condition?.message, 'nginx:1.27 queued behind another pull on the node ETA 34s');
+  assert.equal(v.annotations[ANNOTATION_ETA_SECONDS], '34');
+  assert.equal(v.status?.etaIsLowerBound, undefined);
 
   w.tracker.set(pulled('docker.io/library/redis:7', 30 * MB), downloading(NGINX, 1 * MB, 10 * MB, 1 * MB));
   await w.advance(2000);

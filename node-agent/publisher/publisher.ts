@@ -18,6 +18,7 @@ import { emptyEventMemory, eventBody, eventTransitions, type EventMemory, type P
 import { classify, type PodWriter } from './kube-writer.js';
 import { buildPatches, previousStateOf, type PreviousState } from './patches.js';
 import { podImages } from './pod-images.js';
+import { bytesAhead, type Ahead } from './node-queue.js';
 import { podProgress, publishedState, type PublishedState } from './pod-progress.js';
 
 /** What the publisher needs of the tracker. */
@@ -28,6 +29,8 @@ export interface PullView {
   fail(image: string, message: string): void;
   /** `since`: when the pod began to wait (ms); see PullTracker.statusOf. */
   statusOf(image: string, since?: number, policy?: string): ImagePullStatus | null;
+  /** Bytes of an image not being pulled yet (content store or registry); null unknown. */
+  sizeOf(image: string): number | null;
   snapshot(): TrackerSnapshot;
   onChange(cb: (s: TrackerSnapshot) => void): () => void;
 }
@@ -42,6 +45,13 @@ export interface PublisherOptions extends BudgetOptions {
   logger?: Logger;
   /** How often due pods are looked at (default 250 ms). */
   tickMs?: number;
+}
+
+/** The node as one pass sees it: pulls in flight, their rate, and what each pod waits behind. */
+interface NodeView {
+  busy: boolean;
+  bytesPerSecond: number;
+  ahead: Map<string, Ahead>;
 }
 
 interface PodEntry {
@@ -226,14 +236,34 @@ export class Publisher {
     const snap = this.o.tracker.snapshot();
     const inFlight = snap.pulls.filter((p) => p.status.finishedAt === null && p.status.phase !== 'Failed');
     const slow = new Set(snap.pulls.filter((p) => p.slow).map((p) => p.status.image));
+    const due = (e: PodEntry, now: number) =>
+      !(e.done && e.pendingEvents.length === 0) &&
+      now >= e.notBefore &&
+      (e.dirty || e.pendingEvents.length > 0);
+    if (![...this.pods.values()].some((e) => due(e, this.now()))) return;
+    const node: NodeView = {
+      busy: inFlight.length > 0,
+      bytesPerSecond: inFlight.reduce((n, p) => n + p.status.bytesPerSecond, 0),
+      ahead: this.queue(
+        inFlight.reduce((n, p) => n + Math.max(0, p.status.bytesTotal - p.status.bytesDone), 0),
+      ),
+    };
     for (const e of [...this.pods.values()]) {
       const now = this.now();
-      if (e.done && e.pendingEvents.length === 0) continue;
-      if (now < e.notBefore || (!e.dirty && e.pendingEvents.length === 0)) continue;
+      if (!due(e, now)) continue;
       await this.sendEvents(e, now);
       if (e.done) continue;
-      await this.publish(e, inFlight.length > 0, slow, now);
+      await this.publish(e, node, slow, now);
     }
+  }
+
+  /** Bytes ahead of each waiting pod on the node (node-queue.ts). */
+  private queue(inFlightRemaining: number): Map<string, Ahead> {
+    const now = this.now();
+    const waiting = [...this.pods.values()]
+      .filter((e) => !e.done && e.images.length > 0)
+      .map((e) => ({ key: e.key, since: this.since(e.pod) ?? 0, statuses: this.statuses(e, now) }));
+    return bytesAhead(waiting, inFlightRemaining, (image) => this.o.tracker.sizeOf(image));
   }
 
   /**
@@ -257,17 +287,20 @@ export class Publisher {
     });
   }
 
-  private async publish(
-    e: PodEntry,
-    anyInFlight: boolean,
-    slowNames: Set<string>,
-    now: number,
-  ): Promise<void> {
+  private async publish(e: PodEntry, node: NodeView, slowNames: Set<string>, now: number): Promise<void> {
     e.dirty = false;
     if (e.images.length === 0) return;
     const statuses = this.statuses(e, now);
     const fetching = statuses.some((s) => ['Downloading', 'Unpacking', 'Stalled'].includes(s.phase));
-    const progress = podProgress(statuses, { floor: e.floor, nodeBusy: anyInFlight && !fetching });
+    const ahead = node.ahead.get(e.key);
+    const progress = podProgress(statuses, {
+      floor: e.floor,
+      nodeBusy: node.busy && !fetching,
+      sizeOf: (image) => this.o.tracker.sizeOf(image),
+      bytesAhead: ahead?.bytes ?? 0,
+      aheadUnknown: ahead?.unknown ?? false,
+      nodeBytesPerSecond: node.bytesPerSecond,
+    });
     const prevCondition = e.prev?.condition ?? null;
     // No observedGeneration: the agent stops writing once the images are in, so a generation
     // written then would fall behind the pod's next spec change (an in-place resize, say), and

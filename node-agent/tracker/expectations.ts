@@ -4,7 +4,13 @@
 // is Cached; one with no pull yet is Resolving.
 import { MAX_ERROR_LENGTH, type ImagePullStatus } from '../../common/contract.js';
 import { keepEnds } from '../../common/format.js';
-import { formatImageRef, parseImageRef, sourceKey, type ImageRef } from '../../common/image-ref.js';
+import {
+  criImageName,
+  formatImageRef,
+  parseImageRef,
+  sourceKey,
+  type ImageRef,
+} from '../../common/image-ref.js';
 import type { ContainerdSource } from '../containerd/source.js';
 import type { PullState } from './state.js';
 
@@ -42,11 +48,6 @@ interface ImageRecordSeen {
   createdAt: number;
   updatedAt: number;
   size: number;
-}
-
-/** The name CRI gives the image record: the tag is dropped when a digest is given. */
-function criImageName(r: ImageRef): string {
-  return r.digest === null ? formatImageRef(r) : formatImageRef({ ...r, tag: null });
 }
 
 function keyOf(image: string): { ref: ImageRef | null; name: string } {

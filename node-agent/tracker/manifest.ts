@@ -2,7 +2,7 @@
 // of a whole image is known as soon as its manifest is in the content store; and image
 // configs' diff_ids, whose chain IDs name the layers' unpacked snapshots.
 import { createHash } from 'node:crypto';
-import { parseDigest } from './refs.js';
+import { parseDigest } from '../../common/image-ref.js';
 
 export const MEDIA_TYPES = {
   ociIndex: 'application/vnd.oci.image.index.v1+json',

@@ -2,7 +2,7 @@
 // go-digest validates them.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { parseDigest, parseIngestRef } from './refs.js';
+import { parseIngestRef } from './refs.js';
 
 const H64 = 'a'.repeat(64);
 const H128 = 'b'.repeat(128);
@@ -30,15 +30,7 @@ test('ingest refs: every MakeRefKey prefix, name@digest, other algorithms; unkno
     ['@', null],
     [`x`.repeat(5000), null],
     [`weird-${'a'.repeat(10)}:${H64}`, null],
+    [`layer-blake3:${H64}`, null], // an algorithm containerd does not accept
   ];
   for (const [ref, want] of rows) assert.deepEqual(parseIngestRef(ref), want, ref.slice(0, 80));
-});
-
-test('digests: known algorithms by exact length, others need at least 32 hex', () => {
-  assert.equal(parseDigest(`sha256:${H64}`), `sha256:${H64}`);
-  assert.equal(parseDigest(`sha384:${'c'.repeat(96)}`), `sha384:${'c'.repeat(96)}`);
-  assert.equal(parseDigest(`blake3:${H64}`), `blake3:${H64}`);
-  assert.equal(parseDigest(`blake3:${'a'.repeat(31)}`), null);
-  assert.equal(parseDigest(`sha256:${H64}0`), null);
-  assert.equal(parseDigest(H64), null);
 });
