@@ -9,9 +9,11 @@ command -v runc >/dev/null || need+=(runc)
 command -v docker-registry >/dev/null || need+=(docker-registry)
 command -v skopeo >/dev/null || need+=(skopeo)
 command -v openssl >/dev/null || need+=(openssl)
+here="$(cd "$(dirname "$0")" && pwd)"
 if [ ${#need[@]} -eq 0 ]; then
   echo "test environment: containerd, runc, docker-registry, skopeo, openssl already installed"
-  exit 0
+  # containerd 1.7 and 2.1 for the runtime matrix (Debian packages, unpacked into a cache).
+  exec bash "$here/install-containerd.sh"
 fi
 if [ "$(id -u)" != 0 ]; then
   echo "test environment: missing ${need[*]}; install them as root (apt-get install ${need[*]})" >&2
@@ -24,3 +26,4 @@ for c in containerd runc docker-registry skopeo openssl; do
   command -v "$c" >/dev/null || { echo "test environment: $c still missing after apt-get install" >&2; exit 1; }
 done
 echo "test environment: installed ${need[*]}"
+exec bash "$here/install-containerd.sh"
