@@ -251,6 +251,10 @@ export async function startSandbox(opts: SandboxOptions): Promise<Sandbox> {
           controlPlane.kubeconfigPath,
           '--metrics-listen',
           `127.0.0.1:${metrics}`,
+          // The node's containerd registry config, as the chart mounts it: the agent resolves
+          // tags through the same hosts (registry.test → the throttle) as the kubelet's pulls.
+          '--registry-config-path',
+          join(test.containerd.dir, 'certs.d'),
           ...(opts.agentArgs ?? []),
           ...extra,
         ],

@@ -10,10 +10,6 @@ const TOPIC_TYPES = {
   '/images/create': 'ImageCreate',
   '/images/update': 'ImageUpdate',
   '/images/delete': 'ImageDelete',
-  '/content/delete': 'ContentDelete',
-  '/snapshot/prepare': 'SnapshotPrepare',
-  '/snapshot/commit': 'SnapshotCommit',
-  '/snapshot/remove': 'SnapshotRemove',
 } as const;
 
 export type KnownTopic = keyof typeof TOPIC_TYPES;
@@ -57,25 +53,11 @@ export function decodeEnvelope(env: Envelope): Decoded {
       reason: `cannot decode ${typeUrl}: ${err instanceof Error ? err.message : String(err)}`,
     };
   }
-  const str = (k: string) => (typeof msg[k] === 'string' ? msg[k] : '');
-  const base = { namespace: env.namespace, at: env.at };
-  switch (env.topic) {
-    case '/images/create':
-    case '/images/update':
-    case '/images/delete':
-      return { ok: true, event: { ...base, topic: env.topic, name: str('name') } };
-    case '/content/delete':
-      return { ok: true, event: { ...base, topic: env.topic, digest: str('digest') } };
-    default:
-      return {
-        ok: true,
-        event: {
-          ...base,
-          topic: env.topic as '/snapshot/prepare' | '/snapshot/commit' | '/snapshot/remove',
-          key: str('key'),
-        },
-      };
-  }
+  const name = typeof msg.name === 'string' ? msg.name : '';
+  return {
+    ok: true,
+    event: { namespace: env.namespace, at: env.at, topic: env.topic as KnownTopic, name },
+  };
 }
 
 /** Encodes a payload as containerd does; for tests and the fake source. */

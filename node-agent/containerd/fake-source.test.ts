@@ -164,7 +164,7 @@ test('down(), failNext() and close() reject with PT_CONTAINERD_UNAVAILABLE; stre
   f.deleteContent(d('c'));
   assert.deepEqual(
     seen.map((e) => e.topic),
-    ['/images/create', '/images/update', '/images/delete', '/content/delete'],
+    ['/images/create', '/images/update', '/images/delete'],
   );
   assert.equal(f.subscribers(), 1);
 

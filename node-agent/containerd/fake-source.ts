@@ -386,10 +386,9 @@ export class FakeContainerdSource implements ContainerdSource {
     b.info = { ...b.info, labels: { ...b.info.labels, ...labels }, updatedAt: new Date(this.now()) };
   }
 
-  /** Removes a blob (garbage collection) and emits /content/delete. */
+  /** Removes a blob (garbage collection, e.g. a layer discarded after unpack). */
   deleteContent(digest: string): void {
     if (!this.content.delete(digest)) throw new Error(`no blob ${digest}`);
-    this.emit({ topic: '/content/delete', namespace: this.namespace, at: new Date(this.now()), digest });
   }
 
   /**

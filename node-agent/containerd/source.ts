@@ -61,21 +61,17 @@ export interface LeaseResource {
   type: string;
 }
 
-/** A decoded containerd event (events.v1.Events/Subscribe) the tracker cares about. */
-export type ContainerdEvent =
-  | {
-      topic: '/images/create' | '/images/update' | '/images/delete';
-      namespace: string;
-      at: Date;
-      name: string;
-    }
-  | { topic: '/content/delete'; namespace: string; at: Date; digest: string }
-  | {
-      topic: '/snapshot/prepare' | '/snapshot/commit' | '/snapshot/remove';
-      namespace: string;
-      at: Date;
-      key: string;
-    };
+/**
+ * A decoded containerd event (events.v1.Events/Subscribe) the tracker uses: image records
+ * changing, which is how it learns a pull ended (CRI writes the records last).
+ */
+export interface ContainerdEvent {
+  topic: '/images/create' | '/images/update' | '/images/delete';
+  namespace: string;
+  at: Date;
+  /** The image record's name. */
+  name: string;
+}
 
 export interface EventSubscription {
   /** Stops the stream; idempotent. */
@@ -108,7 +104,7 @@ export interface ContainerdSource {
   listLeases(): Promise<Lease[]>;
   /** What a lease holds; [] when the lease is gone (its pull ended meanwhile). */
   listLeaseResources(leaseId: string): Promise<LeaseResource[]>;
-  /** Subscribes to image, content-delete and snapshot events in the namespace. */
+  /** Subscribes to image record events in the namespace. */
   subscribe(handlers: EventHandlers): EventSubscription;
   /** Releases the connection. */
   close(): void;

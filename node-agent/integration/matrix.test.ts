@@ -181,6 +181,49 @@ for (const variant of containerdMatrix()) {
       }
     });
 
+    // containerd 2.1 only: the case production nodes on 2.x hit (transfer service and local pull).
+    if (variant.version === '2.1')
+      test('containerd restarted mid-pull: the tracker keeps its state and follows the retry to Pulled', async () => {
+        env.throttle.setRate(2 * MiB);
+        const img = await image([6 * MiB, 6 * MiB]);
+        const tr = tracker();
+        const rec = record(tr, img.built.manifestDigest);
+        try {
+          const first = puller.pullImage(img.ref).then(
+            () => null,
+            (err: unknown) => err,
+          );
+          await until('downloading', () =>
+            rec.seen.find((s) => s.phase === 'Downloading' && s.bytesDone > 2 * MiB),
+          );
+          await env.containerd.restart();
+          const err = await first;
+          assert.ok(err !== null, 'the CRI pull in flight failed with the restart');
+          // A new client: the old connection's pending calls are gone with the old process.
+          const retry = new CriPuller(env.containerd.address);
+          try {
+            env.throttle.setRate(8 * MiB);
+            await retry.pullImage(img.ref);
+          } finally {
+            retry.close();
+          }
+          const done = await until('Pulled after the retry', () =>
+            tr
+              .snapshot()
+              .pulls.find(
+                (p) => p.manifestDigest === img.built.manifestDigest && p.status.phase === 'Pulled',
+              ),
+          );
+          assert.equal(tr.lastError, null, 'reading containerd works again');
+          assert.equal(done.status.percent, 100);
+          within(done.status.bytesTotal, img.built.totalSize, 0.02, 'bytes fetched');
+          monotonic(rec.seen);
+        } finally {
+          rec.stop();
+          tr.stop();
+        }
+      });
+
     test('a trickle (one 1 MiB write every 8 s) stays Downloading with a rate once measured; it ends Pulled', async () => {
       const rate = 128 * KiB;
       env.throttle.setRate(rate);

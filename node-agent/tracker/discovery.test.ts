@@ -3,6 +3,7 @@
 // The same cases on real containerd 1.6/1.7/2.1: node-agent/integration/tracker.test.ts.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { createLogger } from '../../common/logging.js';
 import { FakeContainerdSource, sha256Digest } from '../containerd/fake-source.js';
 import { chainIds, MEDIA_TYPES, type BlobRef } from './manifest.js';
 import { PullTracker } from './tracker.js';
@@ -47,7 +48,17 @@ function image(layers: (BlobRef & { diffId: string })[]): Img {
 class Node {
   t = Date.parse('2026-11-30T12:00:00Z');
   readonly fake = new FakeContainerdSource({ clock: () => this.t });
-  readonly tracker = new PullTracker({ source: this.fake, clock: () => this.t, platform: 'linux/amd64' });
+  readonly logs: Record<string, unknown>[] = [];
+  readonly tracker = new PullTracker({
+    source: this.fake,
+    clock: () => this.t,
+    platform: 'linux/amd64',
+    logger: createLogger('test', 'debug', {
+      write: (line: string) => {
+        this.logs.push(JSON.parse(line) as Record<string, unknown>);
+      },
+    }),
+  });
 
   at(ms: number): this {
     this.t += ms;
@@ -181,7 +192,7 @@ test('a layer listed twice in the manifest is fetched and counted once', async (
   assert.ok(r.status.layersDone <= r.status.layersTotal);
 });
 
-test('a lease whose manifest is not JSON, and an OCI artifact with no layers: skipped with a reason, others unaffected', async () => {
+test('a lease whose manifest is not JSON is skipped, others unaffected; a lease that vanishes breaks nothing', async () => {
   const n = new Node();
   n.fake.createLease('bad');
   n.fake.addBlob('{not json', {
@@ -234,4 +245,47 @@ test('a pull waiting on a layer another pull fetches has no ingest of its own: f
   assert.equal(p2?.status.bytesTotal, second.configRef.size + 12 * MiB);
   assert.equal(p2.status.bytesDone, second.configRef.size + 3 * MiB, 'the shared layer’s bytes count for it');
   assert.equal(p2.status.phase, 'Downloading');
+});
+
+test('an OCI artifact with no layers is a pull of its config alone; an unknown manifest media type is skipped with a reason', async () => {
+  const n = new Node();
+  const config = Buffer.from('{"artifact":true}');
+  const artifact = Buffer.from(
+    JSON.stringify({
+      schemaVersion: 2,
+      mediaType: MEDIA_TYPES.ociManifest,
+      artifactType: 'application/vnd.example.sbom',
+      config: {
+        mediaType: 'application/vnd.oci.empty.v1+json',
+        digest: sha256Digest(config),
+        size: config.length,
+      },
+      layers: [],
+    }),
+  );
+  n.fake.createLease('art');
+  n.fake.addBlob(artifact, {
+    lease: 'art',
+    labels: { 'containerd.io/gc.ref.content.config': sha256Digest(config) },
+  });
+  n.fake.setIngest(`config-${sha256Digest(config)}`, 0, config.length, { lease: 'art' });
+  const weird = Buffer.from(
+    JSON.stringify({ mediaType: 'application/vnd.oci.artifact.manifest.v1+json', blobs: [] }),
+  );
+  n.fake.createLease('weird');
+  n.fake.addBlob(weird, {
+    lease: 'weird',
+    labels: { 'containerd.io/gc.ref.content.config': sha256Digest('c') },
+  });
+  const odd = layer('odd', MiB);
+  n.fake.setIngest(`layer-${odd.digest}`, 0, odd.size, { lease: 'weird' });
+  const pulls = await n.poll();
+  assert.deepEqual(
+    pulls.map((p) => [p.manifestDigest, p.status.layersTotal]),
+    [[sha256Digest(artifact), 0]],
+  );
+  assert.equal(n.tracker.lastError, null);
+  const skipped = n.logs.find((l) => l.msg === 'cannot read manifest; its pull is not tracked');
+  assert.equal(skipped?.digest, sha256Digest(weird));
+  assert.match(JSON.stringify(skipped.err), /manifest has no layers/);
 });
