@@ -17,7 +17,8 @@ import { PullDiscovery, type FoundPull, type Orphan } from './discovery.js';
 import { Expectations, type RegistryLookup } from './expectations.js';
 import { currentPlatform } from './manifest.js';
 import { advance, allBlobsIn, type ProgressOptions } from './progress.js';
-import { RateWindow } from './rate.js';
+import { findUnseen, updateBlobs } from './blob-states.js';
+import { newPull } from './new-pull.js';
 import { parseIngestRef } from './refs.js';
 import type { BlobState, PullState } from './state.js';
 import type { TrackedPull, TrackerSnapshot } from './types.js';
@@ -44,18 +45,6 @@ export interface PullTrackerOptions extends Partial<ProgressOptions> {
    */
   registry?: RegistryLookup | null;
   logger?: Logger;
-}
-
-/** "containerd.io/distribution.source.registry.test" = "team/app,other" → ["registry.test/team/app", …]. */
-export function sourcesFromLabels(labels: Record<string, string>): string[] {
-  const prefix = 'containerd.io/distribution.source.';
-  const out: string[] = [];
-  for (const [k, v] of Object.entries(labels)) {
-    if (!k.startsWith(prefix)) continue;
-    const host = k.slice(prefix.length);
-    for (const repo of v.split(',')) if (repo !== '') out.push(`${host}/${repo}`);
-  }
-  return out.sort();
 }
 
 export class PullTracker {
@@ -280,7 +269,7 @@ export class PullTracker {
       seen.set(r.digest, ing);
       if (this.pullOf(r.digest) === undefined) orphans.push({ ref: ing.ref, digest: r.digest });
     }
-    await this.updateBlobs(seen);
+    await updateBlobs(this.source, this.blobs, seen);
     const found = await this.discovery.find(
       orphans,
       (d) => this.isKnownManifest(d),
@@ -289,7 +278,7 @@ export class PullTracker {
     );
     for (const f of found) this.createPull(f, now);
     await this.recheckSnapshots();
-    await this.findUnseen();
+    await findUnseen(this.source, this.blobs, this.pulls.values());
     // Records are read when containerd says one changed, and while a pull waits for its end:
     // unpacking, or idle with blobs missing (discarded layers may be collected before a poll
     // sees them committed; the record still says the pull ended).
@@ -322,53 +311,6 @@ export class PullTracker {
     return undefined;
   }
 
-  /** In-flight blobs move on; one that left the list was committed (Info finds it) or lost. */
-  private async updateBlobs(seen: Map<string, IngestStatus>): Promise<void> {
-    for (const [digest, ing] of seen) {
-      const b = this.blobs.get(digest);
-      const total = ing.total > 0 ? ing.total : (b?.total ?? 0);
-      const before = b === undefined || b.state === 'fetched' ? 0 : b.counted;
-      const counted = Math.min(Math.max(before, ing.offset), total > 0 ? total : Number.MAX_SAFE_INTEGER);
-      this.blobs.set(digest, {
-        state: 'fetching',
-        total,
-        counted,
-        updatedAt: ing.updatedAt?.getTime() ?? null,
-      });
-    }
-    for (const [digest, b] of this.blobs) {
-      if (b.state !== 'fetching' || seen.has(digest)) continue;
-      const info = await this.source.contentInfo(digest);
-      this.blobs.set(
-        digest,
-        info !== null
-          ? { state: 'fetched', total: info.size }
-          : { state: 'lost', total: b.total, counted: b.counted },
-      );
-    }
-  }
-
-  /**
-   * Blobs of running pulls neither in flight nor fetched as far as the tracker knows: a small
-   * layer can be fetched whole between two polls and never show as an ingest. One List call
-   * finds those committed since; without it such a pull would never have all its blobs.
-   */
-  private async findUnseen(): Promise<void> {
-    const unseen = new Set<string>();
-    for (const p of this.pulls.values()) {
-      if (p.finishedAt !== null) continue;
-      for (const r of p.blobs) {
-        const s = this.blobs.get(r.digest)?.state;
-        if (!p.cached.has(r.digest) && s !== 'fetching' && s !== 'fetched') unseen.add(r.digest);
-      }
-    }
-    if (unseen.size === 0) return;
-    const found = await this.source.listContent([...unseen].map((d) => `digest==${d}`));
-    for (const info of found) {
-      if (unseen.has(info.digest)) this.blobs.set(info.digest, { state: 'fetched', total: info.size });
-    }
-  }
-
   /** Pulls found before their config was committed: which missing layers are unpacked already. */
   private async recheckSnapshots(): Promise<void> {
     for (const p of this.pulls.values()) {
@@ -389,63 +331,11 @@ export class PullTracker {
   }
 
   private createPull(f: FoundPull, now: number): void {
-    const key = f.index?.digest ?? f.manifest.digest;
-    if (this.pulls.has(key)) return;
-    const startedAt = Math.min(now, (f.index ?? f.manifest).createdAt?.getTime() ?? now);
-    const p: PullState = {
-      key,
-      indexDigest: f.index?.digest ?? null,
-      manifestDigest: f.manifest.digest,
-      configDigest: f.doc.config.digest,
-      sources: new Set([
-        ...sourcesFromLabels(f.manifest.labels),
-        ...sourcesFromLabels(f.index?.labels ?? {}),
-      ]),
-      names: new Set(),
-      blobs: f.blobs,
-      layerOrder: f.doc.layers,
-      layerDigests: new Set(f.doc.layers.map((l) => l.digest)),
-      cached: new Set(f.unpacked),
-      snapshotsChecked: f.snapshotsChecked,
-      startedAt,
-      finishedAt: null,
-      lastProgressAt: now,
-      lastDone: 0,
-      rateAtProgress: 0,
-      idleSince: null,
-      slowSince: null,
-      rate: new RateWindow(this.progress.rateWindowMs),
-      percentFloor: 0,
-      phase: 'Downloading',
-      error: null,
-      slow: false,
-      status: {
-        image: key,
-        phase: 'Downloading',
-        percent: 0,
-        bytesDone: 0,
-        bytesTotal: 0,
-        bytesCached: 0,
-        layersDone: 0,
-        layersTotal: 0,
-        bytesPerSecond: 0,
-        etaSeconds: null,
-        startedAt: new Date(startedAt).toISOString(),
-        finishedAt: null,
-        error: null,
-      },
-    };
-    // Blobs present when the manifest is found were there before the pull (cached), unless
-    // they were committed after the manifest (both times from containerd's clock): then this
-    // pull fetched them (configs are small and often land before the first poll).
-    const manifestAt = f.manifest.createdAt?.getTime() ?? now;
-    for (const [digest, info] of f.present) {
-      if ((info.createdAt?.getTime() ?? 0) >= manifestAt)
-        this.blobs.set(digest, { state: 'fetched', total: info.size });
-      else p.cached.add(digest);
-    }
-    this.pulls.set(key, p);
-    this.log.debug({ key, manifest: f.manifest.digest, blobs: f.blobs.length }, 'pull found');
+    const { pull, fetched } = newPull(f, now, this.progress.rateWindowMs);
+    if (this.pulls.has(pull.key)) return;
+    for (const [digest, total] of fetched) this.blobs.set(digest, { state: 'fetched', total });
+    this.pulls.set(pull.key, pull);
+    this.log.debug({ key: pull.key, manifest: f.manifest.digest, blobs: f.blobs.length }, 'pull found');
   }
 
   /**
