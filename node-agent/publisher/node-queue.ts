@@ -4,6 +4,7 @@
 // of pods created before it that have not started yet. Their sum, at the node's rate, is how
 // long the pod waits before its own bytes move: the first part of its ETA.
 import type { ImagePullStatus } from '../../common/contract.js';
+import type { TrackedPull } from '../tracker/types.js';
 
 /** One pod waiting on the node: when it began to wait (ms) and its images' statuses. */
 export interface WaitingPod {
@@ -57,4 +58,29 @@ export function bytesAhead(
     earlier.push(pod);
   }
   return out;
+}
+
+/** The node as one publisher pass sees it: pulls in flight, their rate, what each pod waits behind. */
+export interface NodeView {
+  /** A pull is in flight on the node. */
+  busy: boolean;
+  /** Σ bytesPerSecond of the pulls in flight. */
+  bytesPerSecond: number;
+  /** bytesAhead() for each waiting pod, by its key. */
+  ahead: Map<string, Ahead>;
+}
+
+/** The node's view from the tracker's pulls (in flight or not) and the pods waiting on it. */
+export function nodeView(
+  pulls: readonly TrackedPull[],
+  pods: readonly WaitingPod[],
+  sizeOf: (image: string) => number | null,
+): NodeView {
+  const inFlight = pulls.filter((p) => p.status.finishedAt === null && p.status.phase !== 'Failed');
+  const remaining = inFlight.reduce((n, p) => n + Math.max(0, p.status.bytesTotal - p.status.bytesDone), 0);
+  return {
+    busy: inFlight.length > 0,
+    bytesPerSecond: inFlight.reduce((n, p) => n + p.status.bytesPerSecond, 0),
+    ahead: bytesAhead(pods, remaining, sizeOf),
+  };
 }

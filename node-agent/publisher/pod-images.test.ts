@@ -1,8 +1,16 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { MAX_ERROR_LENGTH } from '../../common/contract.js';
-import { podImages, type PodImages } from './pod-images.js';
-import { pod, ranStatus, waitingStatus, type PodSpecLite } from './test-helpers.js';
+import { asPresent, podImages, type PodImages } from './pod-images.js';
+import {
+  imageStatus,
+  pod,
+  pulled,
+  ranStatus,
+  resolving,
+  waitingStatus,
+  type PodSpecLite,
+} from './test-helpers.js';
 
 const NGINX = 'docker.io/library/nginx:1.27';
 const BUSYBOX = 'docker.io/library/busybox:1.36';
@@ -253,4 +261,19 @@ test('podImages passes on the pull failures the kubelet reports', () => {
     LOCAL,
     'docker.io/library/redis:7',
   ]);
+});
+
+test('asPresent: an image the kubelet has is in — Pulled when bytes came for it, else Cached; final statuses stay', () => {
+  const now = Date.parse('2026-11-30T12:00:00Z');
+  const r = asPresent(resolving(NGINX), now);
+  assert.deepEqual(
+    [r.phase, r.percent, r.etaSeconds, r.finishedAt],
+    ['Cached', 100, 0, '2026-11-30T12:00:00.000Z'],
+  );
+  const d = asPresent(imageStatus({ phase: 'Downloading', bytesDone: 5, bytesTotal: 10 }), now);
+  assert.deepEqual([d.phase, d.percent, d.bytesPerSecond], ['Pulled', 100, 0]);
+  const f = asPresent(imageStatus({ phase: 'Failed', error: 'x', bytesDone: 0 }), now);
+  assert.deepEqual([f.phase, f.error], ['Cached', null]);
+  const p = pulled(NGINX, 10);
+  assert.equal(asPresent(p, now), p);
 });

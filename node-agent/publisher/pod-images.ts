@@ -4,7 +4,7 @@
 // kubelet has not got yet, and the pull failures the kubelet reports on the pod (a missing
 // tag or a refused login leaves no trace in containerd, so the pod is the only place they show).
 import type { V1Container, V1ContainerStatus, V1Pod } from '@kubernetes/client-node';
-import { MAX_ERROR_LENGTH } from '../../common/contract.js';
+import { MAX_ERROR_LENGTH, type ImagePullStatus } from '../../common/contract.js';
 import { normalizeImageRef, parseImageRef } from '../../common/image-ref.js';
 import { keepEnds } from '../../common/format.js';
 
@@ -157,5 +157,23 @@ export function podImages(pod: V1Pod): PodImages {
       const f = failures.get(i);
       return f === undefined ? [] : [f];
     }),
+  };
+}
+
+/**
+ * The status of an image the kubelet shows the pod has (a container of that very image
+ * started): in, whatever the tracker saw — Pulled if bytes were fetched for it, else Cached
+ * (pull policy Always on an unchanged image re-resolves and fetches nothing). `now` in ms.
+ */
+export function asPresent(s: ImagePullStatus, now: number): ImagePullStatus {
+  if (s.phase === 'Pulled' || s.phase === 'Cached') return s;
+  return {
+    ...s,
+    phase: s.bytesDone > 0 ? 'Pulled' : 'Cached',
+    percent: 100,
+    etaSeconds: 0,
+    bytesPerSecond: 0,
+    error: null,
+    finishedAt: s.finishedAt ?? new Date(now).toISOString(),
   };
 }

@@ -17,9 +17,9 @@ import { WriteBudget, type BudgetOptions } from './budget.js';
 import { emptyEventMemory, eventBody, eventTransitions, type EventMemory, type PodEvent } from './events.js';
 import { classify, type PodWriter } from './kube-writer.js';
 import { buildPatches, previousStateOf, type PreviousState } from './patches.js';
-import { podImages } from './pod-images.js';
-import { bytesAhead, type Ahead } from './node-queue.js';
-import { podProgress, publishedState, type PublishedState } from './pod-progress.js';
+import { asPresent, podImages } from './pod-images.js';
+import { nodeView, type NodeView } from './node-queue.js';
+import { podProgress, publishedState, type PodProgress, type PublishedState } from './pod-progress.js';
 
 /** What the publisher needs of the tracker. */
 export interface PullView {
@@ -45,13 +45,6 @@ export interface PublisherOptions extends BudgetOptions {
   logger?: Logger;
   /** How often due pods are looked at (default 250 ms). */
   tickMs?: number;
-}
-
-/** The node as one pass sees it: pulls in flight, their rate, and what each pod waits behind. */
-interface NodeView {
-  busy: boolean;
-  bytesPerSecond: number;
-  ahead: Map<string, Ahead>;
 }
 
 interface PodEntry {
@@ -234,20 +227,16 @@ export class Publisher {
   /** Looks at every pod that changed or whose wait is over, in turn. */
   private async pass(): Promise<void> {
     const snap = this.o.tracker.snapshot();
-    const inFlight = snap.pulls.filter((p) => p.status.finishedAt === null && p.status.phase !== 'Failed');
     const slow = new Set(snap.pulls.filter((p) => p.slow).map((p) => p.status.image));
     const due = (e: PodEntry, now: number) =>
       !(e.done && e.pendingEvents.length === 0) &&
       now >= e.notBefore &&
       (e.dirty || e.pendingEvents.length > 0);
     if (![...this.pods.values()].some((e) => due(e, this.now()))) return;
-    const node: NodeView = {
-      busy: inFlight.length > 0,
-      bytesPerSecond: inFlight.reduce((n, p) => n + p.status.bytesPerSecond, 0),
-      ahead: this.queue(
-        inFlight.reduce((n, p) => n + Math.max(0, p.status.bytesTotal - p.status.bytesDone), 0),
-      ),
-    };
+    const waiting = [...this.pods.values()]
+      .filter((e) => !e.done && e.images.length > 0)
+      .map((e) => ({ key: e.key, since: this.since(e.pod) ?? 0, statuses: this.statuses(e, this.now()) }));
+    const node = nodeView(snap.pulls, waiting, (image) => this.o.tracker.sizeOf(image));
     for (const e of [...this.pods.values()]) {
       const now = this.now();
       if (!due(e, now)) continue;
@@ -257,43 +246,20 @@ export class Publisher {
     }
   }
 
-  /** Bytes ahead of each waiting pod on the node (node-queue.ts). */
-  private queue(inFlightRemaining: number): Map<string, Ahead> {
-    const now = this.now();
-    const waiting = [...this.pods.values()]
-      .filter((e) => !e.done && e.images.length > 0)
-      .map((e) => ({ key: e.key, since: this.since(e.pod) ?? 0, statuses: this.statuses(e, now) }));
-    return bytesAhead(waiting, inFlightRemaining, (image) => this.o.tracker.sizeOf(image));
-  }
-
-  /**
-   * Each image's status for this pod. One the kubelet shows the pod has (a container of that
-   * image started) is in, whatever the tracker saw: Pulled if bytes were fetched for it, else
-   * Cached (pull policy Always on an unchanged image re-resolves and fetches nothing).
-   */
+  /** Each image's status for this pod; one the kubelet shows the pod has is in (asPresent). */
   private statuses(e: PodEntry, now: number): ImagePullStatus[] {
     return e.images.map((img) => {
       const s = this.o.tracker.statusOf(img, this.since(e.pod), e.policies.get(img)) ?? blankStatus(img);
-      if (!e.present.has(img) || complete(s.phase)) return s;
-      return {
-        ...s,
-        phase: s.bytesDone > 0 ? 'Pulled' : 'Cached',
-        percent: 100,
-        etaSeconds: 0,
-        bytesPerSecond: 0,
-        error: null,
-        finishedAt: s.finishedAt ?? new Date(now).toISOString(),
-      };
+      return e.present.has(img) ? asPresent(s, now) : s;
     });
   }
 
-  private async publish(e: PodEntry, node: NodeView, slowNames: Set<string>, now: number): Promise<void> {
-    e.dirty = false;
-    if (e.images.length === 0) return;
+  /** The pod's view now, over all its images and the node's queue ahead of it. */
+  private progressOf(e: PodEntry, node: NodeView, now: number): PodProgress {
     const statuses = this.statuses(e, now);
     const fetching = statuses.some((s) => ['Downloading', 'Unpacking', 'Stalled'].includes(s.phase));
     const ahead = node.ahead.get(e.key);
-    const progress = podProgress(statuses, {
+    return podProgress(statuses, {
       floor: e.floor,
       nodeBusy: node.busy && !fetching,
       sizeOf: (image) => this.o.tracker.sizeOf(image),
@@ -301,6 +267,12 @@ export class Publisher {
       aheadUnknown: ahead?.unknown ?? false,
       nodeBytesPerSecond: node.bytesPerSecond,
     });
+  }
+
+  private async publish(e: PodEntry, node: NodeView, slowNames: Set<string>, now: number): Promise<void> {
+    e.dirty = false;
+    if (e.images.length === 0) return;
+    const progress = this.progressOf(e, node, now);
     const prevCondition = e.prev?.condition ?? null;
     // No observedGeneration: the agent stops writing once the images are in, so a generation
     // written then would fall behind the pod's next spec change (an in-place resize, say), and
