@@ -24,6 +24,7 @@ if [ -f "$stamp" ]; then
   echo "kubernetes parts: cached in $bin"
   exit 0
 fi
+[ -x /usr/local/go/bin/go ] && PATH="/usr/local/go/bin:$PATH"
 command -v go >/dev/null || { echo "kubernetes parts: Go is missing (expected /usr/local/go/bin/go)" >&2; exit 1; }
 export GOFLAGS="${GOFLAGS:-} -trimpath"
 start=$(date +%s)
