@@ -13,7 +13,7 @@ import {
   MAX_STATUS_ANNOTATION_BYTES,
 } from '../common/contract.js';
 import type { JsonObject } from '../webhook/mutate.js';
-import { podReview } from '../webhook/test-helpers.js';
+import { podReview } from '../test-support/webhook.js';
 import { DENSE_NODE, ROLLOUT_5000, simulate, type ScaleOptions, type ScaleResult } from './scale-sim.js';
 
 const R = ROLLOUT_5000;

@@ -5,7 +5,7 @@
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import autocannon from 'autocannon';
-import { makeCerts } from '../webhook/test-helpers.js';
+import { makeCerts } from '../test-support/webhook.js';
 import { realisticReview } from './webhook.bench.js';
 
 const SERVER = new URL('./webhook-server.ts', import.meta.url).pathname;

@@ -12,7 +12,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import autocannon from 'autocannon';
-import { makeCerts, podReview } from '../webhook/test-helpers.js';
+import { makeCerts, podReview } from '../test-support/webhook.js';
 import type { JsonObject } from '../webhook/mutate.js';
 
 const SERVER = fileURLToPath(new URL('./webhook-server.ts', import.meta.url));

@@ -12,7 +12,7 @@ import { parse } from 'yaml';
 import { program } from '../cli/plugin.js';
 import { envName } from '../common/options.js';
 import { addAgentOptions, addPullsOptions } from '../node-agent/config.js';
-import { FakeContainerdSource } from '../node-agent/containerd/fake-source.js';
+import { FakeContainerdSource } from '../test-support/fake-containerd.js';
 import { createAgentMetrics, type PublisherStats } from '../node-agent/metrics.js';
 import { PullTracker } from '../node-agent/tracker/tracker.js';
 import { webhookCommand } from '../webhook/config.js';

@@ -12,7 +12,7 @@ import {
 } from '../common/contract.js';
 import { parseStatusAnnotation } from '../cli/pod-view.js';
 import { podProgress, statusDocument } from '../node-agent/publisher/pod-progress.js';
-import { MB, cached, imageStatus, pulled, resolving } from '../node-agent/publisher/test-helpers.js';
+import { MB, cached, imageStatus, pulled, resolving } from '../test-support/publisher.js';
 
 const addFormats = addFormatsModule.default;
 const schema = JSON.parse(readFileSync(new URL('./status.schema.json', import.meta.url), 'utf8')) as {

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { FakeContainerdSource } from './containerd/fake-source.js';
+import { FakeContainerdSource } from '../test-support/fake-containerd.js';
 import { createAgentMetrics, type PublisherStats } from './metrics.js';
 import { PullTracker } from './tracker/tracker.js';
 

@@ -15,6 +15,7 @@ const ROOTS = [
   'cli',
   'webhook',
   'node-agent',
+  'test-support',
   'certs',
   'e2e',
   'bench',

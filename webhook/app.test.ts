@@ -5,7 +5,7 @@ import { buildApp, BODY_LIMIT } from './app.js';
 import { createWebhookMetrics } from './metrics.js';
 import { KEY_TRACK } from '../common/contract.js';
 import { admit, type JsonObject, type mutatePod } from './mutate.js';
-import { decodePatch, podReview } from './test-helpers.js';
+import { decodePatch, podReview } from '../test-support/webhook.js';
 
 const mutateOpts = { readinessGateNamespaces: new Set<string>() };
 

@@ -13,7 +13,7 @@ import { silentLogger } from '../common/logging.js';
 import { buildApp } from './app.js';
 import { createWebhookMetrics } from './metrics.js';
 import type { JsonObject } from './mutate.js';
-import { podReview } from './test-helpers.js';
+import { podReview } from '../test-support/webhook.js';
 import { prng } from '../e2e/env/prng.js';
 
 const SEED = Number(process.env.PULLTRACE_FUZZ_SEED ?? 0x5eed1);

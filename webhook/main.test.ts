@@ -4,8 +4,8 @@ import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { request } from 'node:https';
 import { fileURLToPath } from 'node:url';
-import { freePort, waitFor } from '../common/net.js';
-import { makeCerts, podReview } from './test-helpers.js';
+import { freePort, waitFor } from '../test-support/net.js';
+import { makeCerts, podReview } from '../test-support/webhook.js';
 
 const MAIN = fileURLToPath(new URL('./main.ts', import.meta.url));
 const node = (args: string[], env: Record<string, string> = {}) =>

@@ -7,7 +7,7 @@ import {
   LABEL_TRACKED,
 } from '../common/contract.js';
 import { BadReviewError, admit, type JsonObject, type MutateOptions } from './mutate.js';
-import { applyAsApiServer, decodePatch, podReview } from './test-helpers.js';
+import { applyAsApiServer, decodePatch, podReview } from '../test-support/webhook.js';
 
 const opts: MutateOptions = { readinessGateNamespaces: new Set(['gated']) };
 

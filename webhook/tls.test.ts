@@ -9,7 +9,7 @@ import { silentLogger } from '../common/logging.js';
 import { buildApp } from './app.js';
 import { createWebhookMetrics } from './metrics.js';
 import { CertWatcher, readKeyPair } from './tls.js';
-import { makeCerts, podReview } from './test-helpers.js';
+import { makeCerts, podReview } from '../test-support/webhook.js';
 
 interface Answer {
   status: number;

@@ -8,7 +8,7 @@
 //   await cluster.stop();
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { freePort } from '../../common/net.js';
+import { freePort } from '../../test-support/net.js';
 import { kubeBinDir, requireBinaries } from './binaries.js';
 import {
   httpGet,

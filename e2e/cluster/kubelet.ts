@@ -20,7 +20,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
 import { stringify } from 'yaml';
-import { freePort } from '../../common/net.js';
+import { freePort } from '../../test-support/net.js';
 import type { Containerd } from '../env/containerd.js';
 import { requireBinaries } from './binaries.js';
 import type { Cluster } from './cluster.js';

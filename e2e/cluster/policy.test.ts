@@ -11,7 +11,7 @@ import {
   PatchStrategy,
   setHeaderOptions,
 } from '@kubernetes/client-node';
-import { waitFor } from '../../common/net.js';
+import { waitFor } from '../../test-support/net.js';
 import { kubectlFor, type Kubectl } from '../control-plane/kubectl.js';
 import { startCluster, type Cluster } from './cluster.js';
 import { helmTemplate } from './helm.js';

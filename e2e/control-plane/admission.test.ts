@@ -21,7 +21,7 @@ import {
 import { silentLogger } from '../../common/logging.js';
 import { buildApp } from '../../webhook/app.js';
 import { createWebhookMetrics, type WebhookMetrics } from '../../webhook/metrics.js';
-import { makeCerts, type CertDir } from '../../webhook/test-helpers.js';
+import { makeCerts, type CertDir } from '../../test-support/webhook.js';
 import { readKeyPair } from '../../webhook/tls.js';
 import { ruleMatches, webhookAdmission, type MutatingWebhook, type WebhookRule } from './admission.js';
 import { startControlPlane, type ControlPlane } from './control-plane.js';

@@ -14,7 +14,7 @@ import {
   setHeaderOptions,
   type V1Pod,
 } from '@kubernetes/client-node';
-import { waitFor } from '../../common/net.js';
+import { waitFor } from '../../test-support/net.js';
 import { startControlPlane, type ControlPlane } from './control-plane.js';
 import { PATCH_TYPES } from './patch.js';
 import type { KubeObject } from './types.js';

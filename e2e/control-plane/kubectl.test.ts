@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { randomBytes } from 'node:crypto';
-import { waitFor } from '../../common/net.js';
+import { waitFor } from '../../test-support/net.js';
 import { startControlPlane, type ControlPlane } from './control-plane.js';
 import { kubectlFor, type Kubectl } from './kubectl.js';
 import { PATCH_TYPES } from './patch.js';

@@ -1,6 +1,6 @@
 // PullImage over the CRI, exactly as a kubelet pulls. Kept out of node-agent/: the agent
 // never changes containerd's state; the tests and the kubelet stand-in do.
-import { CriImageClient } from '../../node-agent/containerd/cri-client.js';
+import { CriImageClient } from '../../test-support/cri-client.js';
 
 export class CriPuller extends CriImageClient {
   /** Pulls `ref`; resolves with the image id (sha256:…) when the image is present. */

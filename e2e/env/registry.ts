@@ -4,7 +4,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { createServer, request, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { join } from 'node:path';
-import { freePort } from '../../common/net.js';
+import { freePort } from '../../test-support/net.js';
 import { startService, waitReady } from './process.js';
 
 export interface Registry {

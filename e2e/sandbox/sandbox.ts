@@ -16,7 +16,7 @@ import {
   KubeConfig,
   type V1MutatingWebhookConfiguration,
 } from '@kubernetes/client-node';
-import { freePort } from '../../common/net.js';
+import { freePort } from '../../test-support/net.js';
 import { type Logger, silentLogger } from '../../common/logging.js';
 import { webhookAdmission } from '../control-plane/admission.js';
 import { startControlPlane, type ControlPlane } from '../control-plane/index.js';

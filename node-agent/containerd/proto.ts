@@ -18,15 +18,16 @@ const LOAD_OPTIONS: protoLoader.Options = {
 
 type ServiceCtor = grpc.ServiceClientConstructor;
 
-function service(file: string, path: string[]): ServiceCtor {
-  const def = grpc.loadPackageDefinition(protoLoader.loadSync(file, LOAD_OPTIONS));
+/** A service constructor from a .proto file (in PROTO_DIR unless `includeDirs` say otherwise). */
+export function service(file: string, path: string[], includeDirs: string[] = [PROTO_DIR]): ServiceCtor {
+  const def = grpc.loadPackageDefinition(protoLoader.loadSync(file, { ...LOAD_OPTIONS, includeDirs }));
   let node: unknown = def;
   for (const part of path) node = (node as Record<string, unknown>)[part];
   if (typeof node !== 'function') throw new Error(`service ${path.join('.')} not found in ${file}`);
   return node as ServiceCtor;
 }
 
-type ServiceName = 'content' | 'images' | 'events' | 'snapshots' | 'leases' | 'cri';
+type ServiceName = 'content' | 'images' | 'events' | 'snapshots' | 'leases';
 let cache: Record<ServiceName, ServiceCtor> | null = null;
 
 export function services(): Record<ServiceName, ServiceCtor> {
@@ -36,7 +37,6 @@ export function services(): Record<ServiceName, ServiceCtor> {
     events: service('events.proto', ['containerd', 'services', 'events', 'v1', 'Events']),
     snapshots: service('snapshots.proto', ['containerd', 'services', 'snapshots', 'v1', 'Snapshots']),
     leases: service('leases.proto', ['containerd', 'services', 'leases', 'v1', 'Leases']),
-    cri: service('cri.proto', ['runtime', 'v1', 'ImageService']),
   };
   return cache;
 }

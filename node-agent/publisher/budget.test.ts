@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import type { ImagePullStatus, Phase } from '../../common/contract.js';
 import { WriteBudget, percentStepFor, type BudgetOptions, type BudgetState, type Offer } from './budget.js';
 import { podProgress } from './pod-progress.js';
-import { MB, imageStatus, pulled, resolving } from './test-helpers.js';
+import { MB, imageStatus, pulled, resolving } from '../../test-support/publisher.js';
 
 const DEFAULTS: BudgetOptions = { minPatchIntervalMs: 2000, apiQps: 5, apiBurst: 10, maxWritesPerPull: 25 };
 

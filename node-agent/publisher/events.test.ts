@@ -11,7 +11,7 @@ import {
 } from '../../common/contract.js';
 import { emptyEventMemory, eventBody, eventTransitions, summaryMessage, type EventMemory } from './events.js';
 import { podProgress } from './pod-progress.js';
-import { MB, cached, imageStatus, pulled, resolving } from './test-helpers.js';
+import { MB, cached, imageStatus, pulled, resolving } from '../../test-support/publisher.js';
 
 const NGINX = 'docker.io/library/nginx:1.27';
 const BUSYBOX = 'docker.io/library/busybox:1.36';

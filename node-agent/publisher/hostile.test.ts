@@ -23,7 +23,7 @@ import {
 } from '../../common/contract.js';
 import { emptyEventMemory, eventBody, eventTransitions } from './events.js';
 import { podProgress, publishedState } from './pod-progress.js';
-import { imageStatus } from './test-helpers.js';
+import { imageStatus } from '../../test-support/publisher.js';
 
 const HOSTILE_REFS = [
   'registry.example/team/app:1',

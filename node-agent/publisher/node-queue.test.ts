@@ -2,7 +2,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { bytesAhead } from './node-queue.js';
-import { imageStatus, MB, pulled, resolving } from './test-helpers.js';
+import { imageStatus, MB, pulled, resolving } from '../../test-support/publisher.js';
 
 const downloading = (image: string, done: number, total: number, rate: number) =>
   imageStatus({ image, phase: 'Downloading', bytesDone: done, bytesTotal: total, bytesPerSecond: rate });

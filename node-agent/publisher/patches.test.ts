@@ -13,7 +13,7 @@ import {
 } from '../../common/contract.js';
 import { buildPatches, previousStateOf, type MetadataPatch, type StatusPatch } from './patches.js';
 import { podProgress, publishedState, type PublishedState } from './pod-progress.js';
-import { MB, imageStatus, pulled, resolving } from './test-helpers.js';
+import { MB, imageStatus, pulled, resolving } from '../../test-support/publisher.js';
 
 const NGINX = 'docker.io/library/nginx:1.27';
 const T0 = new Date('2026-11-25T10:00:00Z');

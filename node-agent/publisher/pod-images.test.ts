@@ -10,7 +10,7 @@ import {
   resolving,
   waitingStatus,
   type PodSpecLite,
-} from './test-helpers.js';
+} from '../../test-support/publisher.js';
 
 const NGINX = 'docker.io/library/nginx:1.27';
 const BUSYBOX = 'docker.io/library/busybox:1.36';

@@ -27,7 +27,7 @@ import {
   statusDocument,
   type PodProgress,
 } from './pod-progress.js';
-import { MB, cached, imageStatus, pulled, resolving } from './test-helpers.js';
+import { MB, cached, imageStatus, pulled, resolving } from '../../test-support/publisher.js';
 import { shortImage, truncate } from './text.js';
 
 const NGINX = 'docker.io/library/nginx:1.27';

@@ -46,7 +46,7 @@ import {
   resolving,
   waitingStatus,
   type PodSpecLite,
-} from './test-helpers.js';
+} from '../../test-support/publisher.js';
 
 const T0 = Date.parse('2026-11-25T10:00:00Z');
 const NGINX = 'docker.io/library/nginx:1.27';

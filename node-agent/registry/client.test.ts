@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { PulltraceError, type ErrorCode } from '../../common/errors.js';
 import { parseImageRef } from '../../common/image-ref.js';
-import { freePort } from '../../common/net.js';
+import { freePort } from '../../test-support/net.js';
 import type { RegistryLookup } from '../tracker/expectations.js';
 import { RegistryClient } from './client.js';
 import { MEDIA_TYPES } from './manifest.js';

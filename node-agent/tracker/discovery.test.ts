@@ -4,7 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createLogger } from '../../common/logging.js';
-import { FakeContainerdSource, sha256Digest } from '../containerd/fake-source.js';
+import { FakeContainerdSource, sha256Digest } from '../../test-support/fake-containerd.js';
 import { chainIds, MEDIA_TYPES, type BlobRef } from './manifest.js';
 import { PullTracker } from './tracker.js';
 

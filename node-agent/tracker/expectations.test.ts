@@ -3,7 +3,7 @@
 // registry's answers as a plain map (the registry client has its own tests on a real registry).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { FakeContainerdSource, sha256Digest } from '../containerd/fake-source.js';
+import { FakeContainerdSource, sha256Digest } from '../../test-support/fake-containerd.js';
 import { formatImageRef, type ImageRef } from '../../common/image-ref.js';
 import { MEDIA_TYPES } from './manifest.js';
 import { PullTracker } from './tracker.js';

@@ -6,7 +6,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { MAX_ERROR_LENGTH, type ImagePullStatus } from '../../common/contract.js';
 import { createLogger } from '../../common/logging.js';
-import { FakeContainerdSource, sha256Digest, type SourceMethod } from '../containerd/fake-source.js';
+import { FakeContainerdSource, sha256Digest, type SourceMethod } from '../../test-support/fake-containerd.js';
 import { MEDIA_TYPES, type BlobRef } from './manifest.js';
 import { PullTracker, type PullTrackerOptions } from './tracker.js';
 import type { TrackedPull, TrackerSnapshot } from './types.js';

@@ -1,7 +1,7 @@
 // Builders for the publisher's tests: image statuses as the tracker reports them, and pods as
 // the API server returns them. Defaults describe a pull in progress; tests override fields.
 import type { V1Container, V1ContainerStatus, V1Pod } from '@kubernetes/client-node';
-import type { ImagePullStatus } from '../../common/contract.js';
+import type { ImagePullStatus } from '../common/contract.js';
 
 export const MB = 1_000_000;
 

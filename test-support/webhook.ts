@@ -5,14 +5,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import fastJsonPatch, { type Operation } from 'fast-json-patch';
-import type { AdmissionReviewResponse, JsonObject } from './mutate.js';
+import type { AdmissionReviewResponse, JsonObject } from '../webhook/mutate.js';
 
 const here = fileURLToPath(new URL('.', import.meta.url));
 export const MAKE_CERTS = join(here, '..', 'certs', 'make-certs.sh');
 
-/** A fresh copy of a fixture from testdata/. */
+/** A fresh copy of a fixture from webhook/testdata/. */
 export function fixture(name: string): JsonObject {
-  return JSON.parse(readFileSync(join(here, 'testdata', name), 'utf8')) as JsonObject;
+  return JSON.parse(readFileSync(join(here, '..', 'webhook', 'testdata', name), 'utf8')) as JsonObject;
 }
 
 /** The Pod review fixture with the pod replaced by `edit(pod)`'s changes. */

@@ -1,8 +1,14 @@
-// The CRI image service, read-only: is an image present on this node, and how large. The CRI
-// resolves references exactly as the kubelet's pulls do (docker.io/library/…, tags, digests).
+// Test support, not product code: the CRI image service (runtime.v1 ImageService), as the
+// kubelet calls it — the tests' and the sandbox's way to pull an image exactly as a kubelet does
+// (e2e/env/cri-puller.ts adds PullImage), and to ask whether one is present and how large. The
+// node agent never calls the CRI: it only reads containerd (node-agent/containerd/).
+import { fileURLToPath } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
-import { PulltraceError } from '../../common/errors.js';
-import { grpcTarget, services, toSafeNumber } from './proto.js';
+import { PulltraceError } from '../common/errors.js';
+import { grpcTarget, PROTO_DIR, service, toSafeNumber } from '../node-agent/containerd/proto.js';
+
+const CRI_PROTO_DIR = fileURLToPath(new URL('./proto/', import.meta.url));
+let ctor: grpc.ServiceClientConstructor | null = null;
 
 export interface CriImage {
   id: string;
@@ -31,7 +37,8 @@ export class CriImageClient {
     address: string,
     protected readonly callTimeoutMs = 10_000,
   ) {
-    this.client = new (services().cri)(grpcTarget(address), grpc.credentials.createInsecure());
+    ctor ??= service('cri.proto', ['runtime', 'v1', 'ImageService'], [CRI_PROTO_DIR, PROTO_DIR]);
+    this.client = new ctor(grpcTarget(address), grpc.credentials.createInsecure());
   }
 
   protected call<T>(method: string, req: unknown, timeoutMs = this.callTimeoutMs): Promise<T> {

@@ -1,8 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { PulltraceError } from '../../common/errors.js';
-import { FakeContainerdSource, parseFilter, sha256Digest } from './fake-source.js';
-import type { ContainerdEvent } from './source.js';
+import { PulltraceError } from '../common/errors.js';
+import { FakeContainerdSource, parseFilter, sha256Digest } from './fake-containerd.js';
+import type { ContainerdEvent } from '../node-agent/containerd/source.js';
 
 const d = (c: string) => `sha256:${c.repeat(64)}`;
 const digests = (xs: { digest: string }[]) => xs.map((x) => x.digest).sort();

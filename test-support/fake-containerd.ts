@@ -7,7 +7,7 @@
 // is gone (PulltraceError PT_CONTAINERD_UNAVAILABLE).
 import { createHash } from 'node:crypto';
 import { EventEmitter } from 'node:events';
-import { PulltraceError, type ErrorCode } from '../../common/errors.js';
+import { PulltraceError, type ErrorCode } from '../common/errors.js';
 import type {
   ContainerdEvent,
   ContainerdSource,
@@ -19,7 +19,7 @@ import type {
   Lease,
   LeaseResource,
   SnapshotInfo,
-} from './source.js';
+} from '../node-agent/containerd/source.js';
 
 /** The calls a test can make fail with `failNext`. */
 export type SourceMethod =
