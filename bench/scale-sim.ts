@@ -15,12 +15,8 @@
 //     ImagesPulled summary) take one token each.
 // Every write is assumed to succeed at once (the API's latency is not modelled). Pure apart
 // from its own state: the clock is the simulation's, randomness comes from a seeded PRNG.
-import {
-  isFinal,
-  WriteBudget,
-  type BudgetOptions,
-  type BudgetState,
-} from '../node-agent/publisher/budget.js';
+import { isFinal } from '../common/contract.js';
+import { WriteBudget, type BudgetOptions, type BudgetState } from '../node-agent/publisher/budget.js';
 import { prng } from '../e2e/env/prng.js';
 
 export interface ScaleOptions {

@@ -37,8 +37,18 @@ export const PHASES = [
 ] as const;
 export type Phase = (typeof PHASES)[number];
 
-/** Phases after which nothing more will change for that image. */
-export const FINAL_PHASES: readonly Phase[] = ['Pulled', 'Cached', 'Failed'];
+/** The image is on the node: Pulled (fetched for this pod) or Cached (there before it). */
+export function isPresent(phase: Phase): boolean {
+  return phase === 'Pulled' || phase === 'Cached';
+}
+
+/**
+ * Nothing more will change for that image's pull: present, or Failed (the kubelet retries a
+ * failed pull with back-off, and the retry is a new pull).
+ */
+export function isFinal(phase: Phase): boolean {
+  return isPresent(phase) || phase === 'Failed';
+}
 
 export function isPhase(value: unknown): value is Phase {
   return typeof value === 'string' && (PHASES as readonly string[]).includes(value);

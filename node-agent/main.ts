@@ -5,13 +5,14 @@ import { KubeConfig } from '@kubernetes/client-node';
 import { Command, CommanderError } from 'commander';
 import { errorMessage } from '../common/errors.js';
 import { readBooleanEnv } from '../common/options.js';
-import { createLogger } from '../common/logging.js';
+import { createLogger, type Logger } from '../common/logging.js';
 import { startMetricsServer } from '../common/metrics-server.js';
 import { addAgentOptions, addPullsOptions, agentConfig, pullsConfig, type AgentConfig } from './config.js';
 import { GrpcContainerdSource } from './containerd/grpc-client.js';
 import { createAgentMetrics } from './metrics.js';
 import { KubePodWriter, watchNodePods } from './publisher/kube-writer.js';
 import { Publisher } from './publisher/publisher.js';
+import { PodWatchRunner } from './pod-watch.js';
 import { runPulls } from './pulls.js';
 import { RegistryClient } from './registry/client.js';
 import { PullTracker } from './tracker/tracker.js';
@@ -34,8 +35,8 @@ function interrupted(): Promise<void> {
   });
 }
 
-async function runAgent(config: AgentConfig): Promise<void> {
-  const logger = createLogger(NAME, config.logLevel);
+/** The tracker on containerd, with the registry look-ups; logs each pull's phase changes. */
+function startTracker(config: AgentConfig, logger: Logger): { tracker: PullTracker; close(): void } {
   const source = new GrpcContainerdSource({
     address: config.containerdAddress,
     namespace: config.namespace,
@@ -71,10 +72,30 @@ async function runAgent(config: AgentConfig): Promise<void> {
     }
   });
   tracker.start();
+  return {
+    tracker,
+    close: () => {
+      tracker.stop();
+      source.close();
+    },
+  };
+}
 
+/** The kubeconfig as the agent uses it; exits 2 with the reason when the file cannot be read. */
+function kubeConfig(path: string): KubeConfig {
   const kc = new KubeConfig();
-  if (config.kubeconfig === '') kc.loadFromCluster();
-  else kc.loadFromFile(config.kubeconfig);
+  try {
+    if (path === '') kc.loadFromCluster();
+    else kc.loadFromFile(path);
+  } catch (err) {
+    fail(2, `cannot load the kubeconfig ${path === '' ? '(in-cluster)' : path}: ${errorMessage(err)}`);
+  }
+  return kc;
+}
+
+/** The publisher and the pod watch feeding it, restarted with back-off (pod-watch.ts). */
+function startPublishing(config: AgentConfig, tracker: PullTracker, logger: Logger) {
+  const kc = kubeConfig(config.kubeconfig);
   const publisher = new Publisher({
     nodeName: config.nodeName,
     tracker,
@@ -87,53 +108,57 @@ async function runAgent(config: AgentConfig): Promise<void> {
     maxWritesPerPull: config.maxWritesPerPull,
     logger: logger.child({ component: 'publisher' }),
   });
-  let watching = false;
   const watch = watchNodePods(kc, config.nodeName, {
+    onListed: () => {
+      runner.ok();
+    },
     onPod: (p) => {
-      watching = true;
       publisher.onPod(p);
     },
     onDelete: (p) => {
       publisher.onDelete(p);
     },
     onError: (err) => {
-      watching = false;
-      logger.warn({ err }, 'pod watch failed; restarting it');
-      setTimeout(() => {
-        watch.start().catch((e: unknown) => {
-          logger.warn({ err: e }, 'pod watch restart failed');
-        });
-      }, 1000).unref();
+      runner.failed(err);
     },
   });
-  await watch.start().then(
-    () => {
-      watching = true;
-    },
-    (err: unknown) => {
-      logger.warn({ err }, 'pod watch did not start; retrying');
-      setTimeout(() => void watch.start().catch(() => undefined), 1000).unref();
-    },
-  );
+  const runner: PodWatchRunner = new PodWatchRunner({
+    start: () => watch.start(),
+    log: logger.child({ component: 'pod-watch' }),
+  });
+  runner.start();
   publisher.start();
+  return {
+    publisher,
+    runner,
+    stop: async () => {
+      runner.stop();
+      await watch.stop();
+      await publisher.stop();
+    },
+  };
+}
+
+async function runAgent(config: AgentConfig): Promise<void> {
+  const logger = createLogger(NAME, config.logLevel);
+  const t = startTracker(config, logger);
+  const p = startPublishing(config, t.tracker, logger);
   let closing = false;
   const side = await startMetricsServer({
     listen: config.metricsListen,
-    registry: createAgentMetrics(tracker, { processMetrics: true, publisher }),
+    registry: createAgentMetrics(t.tracker, { processMetrics: true, publisher: p.publisher }),
     notReady: () => {
       if (closing) return 'shutting down';
-      if (tracker.lastError !== null) return `containerd: ${tracker.lastError}`;
-      return watching ? null : 'not watching pods';
+      if (t.tracker.lastError !== null) return `containerd: ${t.tracker.lastError}`;
+      return p.runner.notReady();
     },
     logger,
   });
   logger.info({ node: config.nodeName, containerd: config.containerdAddress }, 'following image pulls');
   await interrupted();
   closing = true;
-  await watch.stop();
-  await publisher.stop();
-  tracker.stop();
-  source.close();
+  await p.stop();
+  t.close();
   await side.close();
 }
 

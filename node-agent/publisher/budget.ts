@@ -12,7 +12,7 @@
 // - the final state (every image in, or Failed) is never dropped: it may wait for the interval
 //   or a token, and goes ahead of every non-final write waiting for one.
 // Pure apart from its own bookkeeping; time is passed in (milliseconds), never read.
-import type { Phase } from '../../common/contract.js';
+import { isFinal, type Phase } from '../../common/contract.js';
 
 export interface BudgetOptions {
   minPatchIntervalMs: number;
@@ -44,11 +44,6 @@ export type Offer =
   | { decision: 'later'; reason: WriteReason; at: number }
   /** Nothing to write: no meaningful change, or the pull's budget is kept for its final state. */
   | { decision: 'skip'; why: 'unchanged' | 'budget' };
-
-/** The state is final: nothing more will change for this pull. */
-export function isFinal(phase: Phase): boolean {
-  return phase === 'Pulled' || phase === 'Cached' || phase === 'Failed';
-}
 
 /** Writes kept aside from percent steps: first, Downloading, Unpacking, final, one spare. */
 const RESERVED_WRITES = 5;

@@ -11,6 +11,7 @@ import {
   EVENT_SOURCE,
   MAX_MESSAGE_LENGTH,
   formatDuration,
+  isPresent,
   type ImagePullStatus,
 } from '../../common/contract.js';
 import { formatBytes, formatBytesPair, formatRate, keepEnds } from '../../common/format.js';
@@ -137,7 +138,7 @@ export function eventTransitions(
     message: keepEnds(`${name(i)}: ${i.error ?? 'the pull did not complete'}`, MAX_MESSAGE_LENGTH),
   }));
   let summarized = memory.summarized;
-  if (!summarized && (p.phase === 'Pulled' || p.phase === 'Cached')) {
+  if (!summarized && isPresent(p.phase)) {
     events.push({ type: 'Normal', reason: EVENT_IMAGES_PULLED, image: null, message: summaryMessage(p) });
     summarized = true;
   }

@@ -36,8 +36,11 @@ export interface PodWatch {
 }
 
 export interface PodWatchHandlers {
+  /** The list of the node's tracked pods arrived (the API server accepted the request). */
+  onListed?(): void;
   onPod(pod: V1Pod): void;
   onDelete(pod: V1Pod): void;
+  /** The list or the watch failed; the watch is not restarted by itself. */
   onError(err: unknown): void;
 }
 
@@ -99,7 +102,11 @@ export function watchNodePods(kc: KubeConfig, nodeName: string, h: PodWatchHandl
   const lw = new ListWatch<V1Pod>(
     '/api/v1/pods',
     new Watch(kc),
-    () => api.listPodForAllNamespaces({ fieldSelector, labelSelector }),
+    async () => {
+      const list = await api.listPodForAllNamespaces({ fieldSelector, labelSelector });
+      h.onListed?.();
+      return list;
+    },
     false,
     labelSelector,
     fieldSelector,

@@ -4,7 +4,7 @@
 // kubelet has not got yet, and the pull failures the kubelet reports on the pod (a missing
 // tag or a refused login leaves no trace in containerd, so the pod is the only place they show).
 import type { V1Container, V1ContainerStatus, V1Pod } from '@kubernetes/client-node';
-import { MAX_ERROR_LENGTH, type ImagePullStatus } from '../../common/contract.js';
+import { MAX_ERROR_LENGTH, isPresent, type ImagePullStatus } from '../../common/contract.js';
 import { normalizeImageRef, parseImageRef } from '../../common/image-ref.js';
 import { keepEnds } from '../../common/format.js';
 
@@ -166,7 +166,7 @@ export function podImages(pod: V1Pod): PodImages {
  * (pull policy Always on an unchanged image re-resolves and fetches nothing). `now` in ms.
  */
 export function asPresent(s: ImagePullStatus, now: number): ImagePullStatus {
-  if (s.phase === 'Pulled' || s.phase === 'Cached') return s;
+  if (isPresent(s.phase)) return s;
   return {
     ...s,
     phase: s.bytesDone > 0 ? 'Pulled' : 'Cached',

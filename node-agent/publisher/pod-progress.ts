@@ -16,6 +16,8 @@ import {
   MAX_STATUS_ANNOTATION_BYTES,
   STATUS_VERSION,
   formatDuration,
+  isFinal,
+  isPresent,
   type ImagePullStatus,
   type Phase,
   type PodPullStatus,
@@ -93,8 +95,6 @@ export interface PublishedState {
   condition: ConditionBody;
 }
 
-const isPresent = (p: Phase): boolean => p === 'Pulled' || p === 'Cached';
-const isDone = (p: Phase): boolean => isPresent(p) || p === 'Failed';
 /** No pull of the image seen yet, so its size is unknown. */
 const sizeUnknown = (p: Phase): boolean => p === 'Resolving' || p === 'Queued';
 
@@ -155,12 +155,12 @@ export function podProgress(
 ): PodProgress {
   let pendingBefore = opts.nodeBusy === true;
   const images = statuses.map((s): ImagePullStatus => {
-    if (isDone(s.phase)) return { ...s };
+    if (isFinal(s.phase)) return { ...s };
     const queued = pendingBefore && s.phase === 'Resolving';
     pendingBefore = true;
     return queued ? { ...s, phase: 'Queued', etaSeconds: null, bytesPerSecond: 0 } : { ...s };
   });
-  const pending = images.filter((i) => !isDone(i.phase));
+  const pending = images.filter((i) => !isFinal(i.phase));
   const fetching = pending.filter((i) => i.phase !== 'Queued');
   const failed = images.find((i) => i.phase === 'Failed');
 
@@ -179,13 +179,13 @@ export function podProgress(
   }
 
   const items = sized(images, opts.sizeOf ?? (() => null));
-  const complete = phase === 'Pulled' || phase === 'Cached';
+  const complete = isPresent(phase);
   const floor = Math.max(0, Math.floor(opts.floor ?? 0));
   const percent = complete ? 100 : Math.min(99, Math.max(floor, rawPercent(items)));
 
   const bytesPerSecond = fetching.reduce((n, i) => n + i.bytesPerSecond, 0);
   const rate = Math.max(bytesPerSecond, opts.nodeBytesPerSecond ?? 0);
-  const waiting = items.filter((i) => !isDone(i.status.phase));
+  const waiting = items.filter((i) => !isFinal(i.status.phase));
   const own = waiting.reduce((n, i) => n + Math.max(0, (i.total ?? 0) - i.done), 0);
   const etaIsLowerBound =
     !complete && ((opts.aheadUnknown ?? false) || waiting.some((i) => i.total === null));
@@ -236,7 +236,7 @@ export function conditionMessage(p: PodProgress): string {
   const n = p.images.length;
   const a = p.active;
   const name = a === null ? '' : truncate(shortImage(a.image), MESSAGE_IMAGE_LENGTH);
-  const later = a === null ? 0 : p.images.filter((i) => i !== a && !isDone(i.phase)).length;
+  const later = a === null ? 0 : p.images.filter((i) => i !== a && !isFinal(i.phase)).length;
   const more = later > 0 ? `, then ${plural(later, 'more image')}` : '';
   const bytes = (i: ImagePullStatus): string =>
     i.bytesTotal > 0 ? ` (${formatBytesPair(i.bytesDone, i.bytesTotal)})` : '';
@@ -356,7 +356,7 @@ export interface PublishOptions {
 
 /** The ImagesPulled condition for this view. */
 export function imagesPulledCondition(p: PodProgress, opts: PublishOptions): ConditionBody {
-  const status = p.phase === 'Pulled' || p.phase === 'Cached' ? 'True' : 'False';
+  const status = isPresent(p.phase) ? 'True' : 'False';
   const prev = opts.previous;
   const keep = prev !== undefined && prev !== null && prev.status.toLowerCase() === status.toLowerCase();
   const c: ConditionBody = {

@@ -8,7 +8,8 @@
 // On start-up it reads back what an earlier run wrote (previousStateOf), so a pod left showing
 // "Downloading" whose images are in gets its final state, and nothing is written twice.
 import type { V1Pod } from '@kubernetes/client-node';
-import { ANNOTATION_PROGRESS, blankStatus, type ImagePullStatus, type Phase } from '../../common/contract.js';
+import { ANNOTATION_PROGRESS, blankStatus, isPresent, type ImagePullStatus } from '../../common/contract.js';
+import { backoffMs } from '../../common/backoff.js';
 import { errorMessage } from '../../common/errors.js';
 import type { Logger } from '../../common/logging.js';
 import { silentLogger } from '../../common/logging.js';
@@ -70,11 +71,8 @@ interface PodEntry {
   failures: number;
 }
 
-/**
- * Every image of the pod is in: the agent writes nothing more to it. Failed is final for the pull
- * but not for the pod: the kubelet retries with back-off, and the retry is followed.
- */
-const complete = (p: Phase): boolean => p === 'Pulled' || p === 'Cached';
+// Every image of the pod is in (isPresent): the agent writes nothing more to it. Failed is final
+// for the pull but not for the pod: the kubelet retries with back-off, and the retry is followed.
 
 /** Longest wait between two tries of a failing write, when the server gave no Retry-After. */
 export const MAX_RETRY_MS = 30_000;
@@ -281,7 +279,7 @@ export class Publisher {
     const patches = buildPatches(e.prev, state);
     const cost = (patches.metadata === null ? 0 : 1) + (patches.status === null ? 0 : 1);
     if (cost === 0) {
-      if (complete(progress.phase)) e.done = true;
+      if (isPresent(progress.phase)) e.done = true;
       return;
     }
     const offer = this.budget.offer(e.key, progress, now, cost);
@@ -319,7 +317,7 @@ export class Publisher {
     e.memory = t.memory;
     e.pendingEvents.push(...t.events);
     await this.sendEvents(e, now);
-    if (complete(progress.phase)) {
+    if (isPresent(progress.phase)) {
       e.done = true;
       this.log.info({ pod: e.key, phase: progress.phase }, 'final state written');
     }
@@ -342,7 +340,7 @@ export class Publisher {
       const afterMs =
         c.retryAfter === true
           ? c.afterMs
-          : Math.min(MAX_RETRY_MS, c.afterMs * 2 ** Math.min(16, e.failures - 1));
+          : backoffMs(e.failures - 1, { baseMs: c.afterMs, maxMs: MAX_RETRY_MS });
       e.notBefore = now + afterMs;
       e.dirty = true;
       this.log.warn({ pod: e.key, err: c.message, retryInMs: afterMs }, 'write failed; retrying');

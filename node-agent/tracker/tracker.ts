@@ -4,6 +4,7 @@
 // pull's manifest, checks image records when containerd says one changed, and hands each
 // pull to progress.ts (pure) for its status. expectations.ts ties pods' images to pulls.
 import type { ImagePullStatus } from '../../common/contract.js';
+import { backoffMs } from '../../common/backoff.js';
 import { errorMessage } from '../../common/errors.js';
 import type { Logger } from '../../common/logging.js';
 import { silentLogger } from '../../common/logging.js';
@@ -179,8 +180,8 @@ export class PullTracker {
     this.timer = setTimeout(() => {
       void this.pollOnce().finally(() => {
         // Back off while containerd is unreachable: 1×, 2×, 4× … up to 30 s.
-        const backoff = Math.min(30_000, this.pollIntervalMs * 2 ** Math.min(this.failures, 5));
-        this.schedule(this.failures > 0 ? backoff : this.pollIntervalMs);
+        const wait = backoffMs(this.failures, { baseMs: this.pollIntervalMs, maxMs: 30_000 });
+        this.schedule(this.failures > 0 ? wait : this.pollIntervalMs);
       });
     }, ms);
   }
@@ -195,7 +196,7 @@ export class PullTracker {
         onError: (err) => {
           this.log.warn({ err }, 'containerd event stream ended; resubscribing');
           this.subscription = null;
-          const delay = Math.min(30_000, 500 * 2 ** Math.min(attempt, 6));
+          const delay = backoffMs(attempt, { baseMs: 500, maxMs: 30_000 });
           setTimeout(() => {
             this.subscribe(attempt + 1);
           }, delay).unref();
