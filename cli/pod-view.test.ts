@@ -18,7 +18,7 @@ function image(over: Partial<ImagePullStatus> = {}): ImagePullStatus {
     image: 'registry.test/team/app:1',
     phase: 'Downloading',
     percent: 63,
-    bytesDone: 42_100_000,
+    bytesDone: 42_300_000,
     bytesTotal: 67_000_000,
     bytesCached: 0,
     layersDone: 1,
@@ -119,7 +119,7 @@ test('rows and table show progress, bytes, rate and ETA', () => {
   const v = podView(pod('a', { status: doc([image()]) }));
   const rs = rows([v]);
   assert.equal(rs.length, 1);
-  assert.equal(line(rs[0]!), 'ns/a registry.test/team/app:1 Downloading 63% 42.1/67.0 MB 5.1 MB/s eta=5s');
+  assert.equal(line(rs[0]!), 'ns/a registry.test/team/app:1 Downloading 63% 42.3/67.0 MB 5.1 MB/s eta=5s');
   const t = table(rs, true).split('\n');
   assert.match(t[0]!, /^POD\s+IMAGE\s+PHASE\s+PROGRESS\s+BYTES\s+RATE\s+ETA$/);
   assert.match(t[1]!, /\[#{13}\.{7}\] 63%/);

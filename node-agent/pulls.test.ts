@@ -12,7 +12,7 @@ function status(over: Partial<ImagePullStatus>): ImagePullStatus {
     image: 'docker.io/library/nginx:1.27',
     phase: 'Downloading',
     percent: 63,
-    bytesDone: 42_100_000,
+    bytesDone: 42_300_000,
     bytesTotal: 67_000_000,
     bytesCached: 3_000_000,
     layersDone: 2,
@@ -81,9 +81,9 @@ test('pullsTable: header, one row per pull with human figures, newest first', ()
   );
   assert.deepEqual(cells(table), [
     ['IMAGE', 'PHASE', 'PROGRESS', 'BYTES', 'CACHED', 'LAYERS', 'RATE', 'ETA', 'AGE'],
-    ['new:1', 'Downloading', '63%', '42.1/67.0 MB', '3.0 MB', '2/5', '5.1 MB/s', '1m5s', '5s'],
-    ['mid:1', 'Stalled', '63%', '42.1/67.0 MB', '3.0 MB', '2/5', '-', '-', '30s'],
-    ['old:1', 'Pulled', '100%', '42.1/67.0 MB', '3.0 MB', '2/5', '5.1 MB/s', '0s', '2m5s'],
+    ['new:1', 'Downloading', '63%', '42.3/67.0 MB', '3.0 MB', '2/5', '5.1 MB/s', '1m5s', '5s'],
+    ['mid:1', 'Stalled', '63%', '42.3/67.0 MB', '3.0 MB', '2/5', '-', '-', '30s'],
+    ['old:1', 'Pulled', '100%', '42.3/67.0 MB', '3.0 MB', '2/5', '5.1 MB/s', '0s', '2m5s'],
     ['resolving:1', 'Resolving', '0%', '-', '-', '0/0', '-', '-', '-'],
   ]);
   // Columns line up: every cell of a column starts at the same offset.

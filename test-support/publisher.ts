@@ -11,7 +11,7 @@ export function imageStatus(over: Partial<ImagePullStatus> = {}): ImagePullStatu
     image: 'docker.io/library/nginx:1.27',
     phase: 'Downloading',
     percent: 63,
-    bytesDone: 42_100_000,
+    bytesDone: 42_300_000,
     bytesTotal: 67_000_000,
     bytesCached: 0,
     layersDone: 1,

@@ -2,7 +2,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { request, type Server } from 'node:https';
-import type { TLSSocket } from 'node:tls';
+import tls, { type TLSSocket } from 'node:tls';
+import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { writeFileSync } from 'node:fs';
 import { silentLogger } from '../common/logging.js';
@@ -35,7 +36,11 @@ function post(
         ca,
         agent: false,
         headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) },
-        ...(minVersion === undefined ? {} : { minVersion, maxVersion: minVersion }),
+        // An old client as old clients are: TLS 1.1 at most, and OpenSSL's security level 0 so
+        // the client itself does not refuse TLS < 1.2 (OpenSSL 3 does at level 1 and above).
+        ...(minVersion === undefined
+          ? {}
+          : { minVersion, maxVersion: minVersion, ciphers: 'DEFAULT@SECLEVEL=0' }),
       },
       (res) => {
         const serial = (res.socket as TLSSocket).getPeerCertificate().serialNumber;
@@ -55,7 +60,28 @@ function post(
   });
 }
 
+test("the TLS 1.1 test client can connect where TLS 1.1 is allowed, so a refusal is the webhook's own floor", async (t) => {
+  const certs = makeCerts();
+  t.after(() => certs.cleanup());
+  const pair = await readKeyPair(certs.cert, certs.key);
+  const control = createHttpsServer(
+    { cert: pair.cert, key: pair.key, minVersion: 'TLSv1', ciphers: 'DEFAULT@SECLEVEL=0' },
+    (_req, res) => res.end('ok'),
+  );
+  await new Promise<void>((r) => control.listen(0, '127.0.0.1', r));
+  t.after(() => control.close());
+  const answer = await post((control.address() as AddressInfo).port, certs.ca, '{}', undefined, 'TLSv1.1');
+  assert.equal(answer.status, 200);
+});
+
 test('serves admission over TLS 1.2+ and swaps a rotated certificate without dropping requests', async (t) => {
+  // Servers in this test accept what OpenSSL's security level would otherwise refuse by itself
+  // (TLS < 1.2 at level ≥ 1): only the webhook's own minVersion stands between TLS 1.1 and it.
+  const ciphers = tls.DEFAULT_CIPHERS;
+  tls.DEFAULT_CIPHERS = `${ciphers}:@SECLEVEL=0`;
+  t.after(() => {
+    tls.DEFAULT_CIPHERS = ciphers;
+  });
   const certs = makeCerts();
   t.after(() => certs.cleanup());
   const logger = silentLogger();
@@ -84,8 +110,9 @@ test('serves admission over TLS 1.2+ and swaps a rotated certificate without dro
 
   await assert.rejects(
     post(port, certs.ca, body, undefined, 'TLSv1.1'),
-    /version|protocol|alert/i,
-    'TLS 1.1 refused',
+    // The server's protocol_version alert, received by the client: the server refused.
+    /alert protocol version/i,
+    'TLS 1.1 refused by the webhook',
   );
 
   // A request in flight on the old certificate while the files rotate.

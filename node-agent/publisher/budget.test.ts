@@ -292,3 +292,12 @@ test('110 pods on one node: the token bucket holds, every final state is written
     }
   }
 });
+
+test('a short ETA is rewritten only when off its countdown by the 10 s floor or more', () => {
+  const b = new WriteBudget({ ...DEFAULTS, maxWritesPerPull: 60 });
+  step(b, 'p', st('Downloading', 0, 20), 0);
+  // 5 s later the countdown says 15 s; a quarter of that (3.75 s) is below the 10 s floor.
+  assert.equal(b.offer('p', st('Downloading', 0, 24), 5000).decision, 'skip', 'off by 9 s: kept');
+  assert.deepEqual(b.offer('p', st('Downloading', 0, 26), 5000), { decision: 'write', reason: 'eta' });
+  assert.deepEqual(b.offer('p', st('Downloading', 0, 4), 5000), { decision: 'write', reason: 'eta' });
+});

@@ -14,13 +14,15 @@
 // Pure apart from its own bookkeeping; time is passed in (milliseconds), never read.
 import { isFinal, type Phase } from '../../common/contract.js';
 
+/** The write budget's limits (the agent's --min-patch-interval, --api-qps, --api-burst, --max-writes-per-pull). */
 export interface BudgetOptions {
+  /** Least time between two writes to one pod, in milliseconds (≥ 0). */
   minPatchIntervalMs: number;
-  /** Tokens per second of the node's bucket. */
+  /** Tokens per second of the node's bucket (> 0); a token is one API request. */
   apiQps: number;
-  /** Size of the node's bucket (it starts full). */
+  /** Size of the node's bucket in tokens (≥ 1; it starts full). */
   apiBurst: number;
-  /** Most writes to one pod for one pull, final write included. */
+  /** Most writes to one pod for one pull, final write included (≥ 2); a write is 1–2 requests. */
   maxWritesPerPull: number;
   /** An ETA change smaller than this many seconds is not worth a write (default 10). */
   etaMinChangeSeconds?: number;
@@ -35,8 +37,13 @@ export interface BudgetState {
   etaSeconds: number | null;
 }
 
+/**
+ * Why a write is worth making: the pod's first, a new phase, a percent step, an ETA change, or
+ * the final state (every image in, or Failed).
+ */
 export type WriteReason = 'first' | 'phase' | 'percent' | 'eta' | 'final';
 
+/** The scheduler's answer to offer(). */
 export type Offer =
   /** Write now: a token was taken for it. Call written() once it succeeded. */
   | { decision: 'write'; reason: WriteReason }
@@ -111,6 +118,12 @@ class TokenBucket {
   }
 }
 
+/**
+ * The node's write scheduler (see the file header for its rules). One per agent, shared by all
+ * the pods of the node; pure apart from its own bookkeeping, with time passed in as ms. The
+ * constructor throws RangeError for an option out of range; offer() and acquire() throw
+ * RangeError for a cost outside 1…apiBurst.
+ */
 export class WriteBudget {
   /** Percent points a non-final write needs (when nothing else changed). */
   readonly percentStep: number;

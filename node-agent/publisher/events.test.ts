@@ -64,10 +64,10 @@ test('event messages', () => {
       slowImages: new Set(slow),
     }).events.map((e) => e.message);
   assert.deepEqual(run([imageStatus({ phase: 'Stalled', bytesPerSecond: 0 })]), [
-    'no bytes for 30s pulling nginx:1.27 (63%, 42.1/67.0 MB)',
+    'no bytes for 30s pulling nginx:1.27 (63%, 42.3/67.0 MB)',
   ]);
   assert.deepEqual(run([imageStatus({ bytesPerSecond: 20_000 })], [NGINX]), [
-    'pulling nginx:1.27 at 20.0 kB/s, below 100.0 kB/s for 30s (63%, 42.1/67.0 MB)',
+    'pulling nginx:1.27 at 20.0 kB/s, below 100.0 kB/s for 30s (63%, 42.3/67.0 MB)',
   ]);
   assert.deepEqual(run([imageStatus({ phase: 'Failed', error: 'manifest unknown' })]), [
     'nginx:1.27: manifest unknown',

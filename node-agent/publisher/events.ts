@@ -20,16 +20,22 @@ import { shortImage, truncate } from './text.js';
 
 /** Which transitions were already reported for a pod (plain data, kept by the caller). */
 export interface EventMemory {
+  /** Images (normalised names) reported Stalled and still Stalled. */
   stalled: string[];
+  /** Images reported slow (PullSlow) and still slow. */
   slow: string[];
+  /** Images reported Failed and still Failed. */
   failed: string[];
+  /** The ImagesPulled summary was reported. */
   summarized: boolean;
 }
 
+/** The memory of a pod nothing was reported for yet. */
 export function emptyEventMemory(): EventMemory {
   return { stalled: [], slow: [], failed: [], summarized: false };
 }
 
+/** The reasons the agent records events under (common/contract.ts EVENT_*). */
 export type EventReason =
   typeof EVENT_PULL_STALLED | typeof EVENT_PULL_SLOW | typeof EVENT_PULL_FAILED | typeof EVENT_IMAGES_PULLED;
 
@@ -42,10 +48,11 @@ export interface PodEvent {
   image: string | null;
 }
 
+/** What eventTransitions needs besides the pod's view. */
 export interface EventOptions {
   /** Images the tracker flags slow (TrackedPull.slow), by normalised name. */
   slowImages?: ReadonlySet<string>;
-  /** --stall-after, for the message. */
+  /** --stall-after in milliseconds, for the message. */
   stallAfterMs: number;
   /** --slow-rate in bytes per second, for the message; 0 when off. */
   slowRate: number;
@@ -152,9 +159,11 @@ export interface PodRef {
   uid: string;
 }
 
+/** Where and when an event is recorded. */
 export interface EventBodyOptions {
   /** This node's name: source.host and reportingInstance. */
   node: string;
+  /** The event's time: lastTimestamp, and the name's suffix. */
   now: Date;
   /** Tells apart events made in the same millisecond for one pod. */
   seq?: number;
@@ -168,7 +177,11 @@ const MAX_NAME = 253;
 /** The API server's limit on reportingInstance. */
 const MAX_REPORTING_INSTANCE = 128;
 
-/** The core/v1 Event to create in the pod's namespace. */
+/**
+ * The core/v1 Event to create in the pod's namespace: named `<pod name>.<hex nanoseconds>` as the
+ * kubelet names its events, involvedObject the pod, source and reportingComponent
+ * pulltrace-node-agent on this node.
+ */
 export function eventBody(e: PodEvent, pod: PodRef, opts: EventBodyOptions): CoreV1Event {
   const nanos = BigInt(opts.now.getTime()) * 1_000_000n + BigInt(opts.seq ?? 0);
   const suffix = `.${nanos.toString(16)}`;

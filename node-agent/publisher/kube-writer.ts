@@ -17,6 +17,7 @@ import { LABEL_TRACKED } from '../../common/contract.js';
 import { errorMessage } from '../../common/errors.js';
 import type { MetadataPatch, StatusPatch } from './patches.js';
 
+/** What to do about a failed write (classify()). */
 export type WriteError =
   | { kind: 'gone' }
   /** `retryAfter`: the delay is the server's own (a 429's Retry-After), not a default. */
@@ -25,20 +26,28 @@ export type WriteError =
 
 /** What the publisher needs from the API (a fake implements it in unit tests). */
 export interface PodWriter {
+  /** PATCH pods/<name> with a JSON merge patch of labels and annotations. Rejects with the API's error. */
   patchMetadata(namespace: string, name: string, patch: MetadataPatch): Promise<V1Pod>;
+  /** PATCH pods/<name>/status with a strategic merge patch of the condition. Rejects with the API's error. */
   patchStatus(namespace: string, name: string, patch: StatusPatch): Promise<V1Pod>;
+  /** POST an Event in `namespace`. Rejects with the API's error. */
   createEvent(namespace: string, body: CoreV1Event): Promise<void>;
 }
 
+/** A running list + watch of the node's pods (watchNodePods). */
 export interface PodWatch {
+  /** Lists, then watches; resolves once started (a failed list comes through onError). */
   start(): Promise<void>;
   stop(): Promise<void>;
 }
 
+/** Where watchNodePods sends what it sees. */
 export interface PodWatchHandlers {
   /** The list of the node's tracked pods arrived (the API server accepted the request). */
   onListed?(): void;
+  /** A pod was listed, added or changed. */
   onPod(pod: V1Pod): void;
+  /** A pod was deleted (or left the selection). */
   onDelete(pod: V1Pod): void;
   /** The list or the watch failed; the watch is not restarted by itself. */
   onError(err: unknown): void;
@@ -47,7 +56,12 @@ export interface PodWatchHandlers {
 const MERGE = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
 const STRATEGIC = setHeaderOptions('Content-Type', PatchStrategy.StrategicMergePatch);
 
-/** Turns a failed API call into what to do about it. */
+/**
+ * Turns a failed API call into what to do about it: 404 → gone; 409 → retry after 200 ms; 429 →
+ * retry after its Retry-After (seconds, at least 1), else 1 s; 5xx and errors without an HTTP
+ * answer (network, timeouts) → retry after 1 s; any other status → fatal. The publisher doubles
+ * these delays for a pod's patches failing in a row, except a Retry-After.
+ */
 export function classify(err: unknown): WriteError {
   if (err instanceof ApiException) {
     const code = (err as ApiException<unknown>).code;
@@ -67,6 +81,7 @@ export function classify(err: unknown): WriteError {
   return { kind: 'retry', afterMs: 1000, message: errorMessage(err) };
 }
 
+/** The PodWriter over @kubernetes/client-node's CoreV1Api; writes with fieldManager "pulltrace". */
 export class KubePodWriter implements PodWriter {
   private readonly api: CoreV1Api;
 

@@ -8,14 +8,19 @@ import type { TrackedPull } from '../tracker/types.js';
 
 /** One pod waiting on the node: when it began to wait (ms) and its images' statuses. */
 export interface WaitingPod {
+  /** "namespace/name". */
   key: string;
+  /** When it began to wait: its creationTimestamp, ms since the epoch. */
   since: number;
+  /** Its images' statuses, in pull order. */
   statuses: readonly ImagePullStatus[];
 }
 
 /** Bytes ahead of one pod; `unknown` when an image ahead has no known size (counted as 0). */
 export interface Ahead {
+  /** Bytes, summed over what is known. */
   bytes: number;
+  /** Some image ahead has no known size. */
   unknown: boolean;
 }
 

@@ -19,12 +19,14 @@ import {
 import type { ConditionBody, PublishedState } from './pod-progress.js';
 import { kubeTime } from './text.js';
 
-/** Content types to send the patches with. */
+/** Content type of the metadata patch: a JSON merge patch (RFC 7386). */
 export const METADATA_PATCH_TYPE = 'application/merge-patch+json';
+/** Content type of the status patch: a strategic merge patch (merge key of conditions: `type`). */
 export const STATUS_PATCH_TYPE = 'application/strategic-merge-patch+json';
 
-/** The labels and annotations the agent owns; no other key is ever in a patch. */
+/** The labels the agent owns; no other label is ever in a patch. */
 export const OWNED_LABELS: readonly string[] = [LABEL_PROGRESS, LABEL_ETA];
+/** The annotations the agent owns; no other annotation is ever in a patch. */
 export const OWNED_ANNOTATIONS: readonly string[] = [
   ANNOTATION_PROGRESS,
   ANNOTATION_ETA_SECONDS,
@@ -32,6 +34,7 @@ export const OWNED_ANNOTATIONS: readonly string[] = [
   ANNOTATION_STATUS,
 ];
 
+/** The body of the metadata patch: owned labels and annotations to set, null to remove. */
 export interface MetadataPatch {
   metadata: {
     labels?: Record<string, string | null>;
@@ -42,10 +45,12 @@ export interface MetadataPatch {
 /** A condition in a strategic merge patch: fields to drop are null. */
 export type ConditionPatch = { type: string } & Record<string, string | number | null>;
 
+/** The body of the pods/status patch: the one ImagesPulled condition. */
 export interface StatusPatch {
   status: { conditions: [ConditionPatch] };
 }
 
+/** What buildPatches found to write; both null: nothing. */
 export interface PodPatches {
   /** null when the labels and annotations are already as wanted. */
   metadata: MetadataPatch | null;

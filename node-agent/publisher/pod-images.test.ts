@@ -277,3 +277,24 @@ test('asPresent: an image the kubelet has is in — Pulled when bytes came for i
   const p = pulled(NGINX, 10);
   assert.equal(asPresent(p, now), p);
 });
+
+test('ErrImageNeverPull (pull policy Never, image absent) is a pull failure the pod reports', () => {
+  const got = podImages(
+    pod({
+      containers: [{ name: 'web', image: 'registry.test/team/app:v9', imagePullPolicy: 'Never' }],
+      statuses: [
+        waitingStatus(
+          'web',
+          'registry.test/team/app:v9',
+          'ErrImageNeverPull',
+          'Container image "registry.test/team/app:v9" is not present with pull policy of Never',
+        ),
+      ],
+    }),
+  );
+  assert.deepEqual(
+    got.failures.map((f) => [f.image, f.reason]),
+    [['registry.test/team/app:v9', 'ErrImageNeverPull']],
+  );
+  assert.match(got.failures[0]?.message ?? '', /not present with pull policy of Never/);
+});

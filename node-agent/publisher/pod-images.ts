@@ -40,8 +40,9 @@ export interface KubeletPullFailure {
   message: string;
 }
 
+/** A pod's images as podImages() reads them from the pod's spec and status. */
 export interface PodImages {
-  /** Every distinct image, init containers' first, each in spec order. */
+  /** Every distinct image in pull order: image volumes, then init containers', then containers'. */
   images: PodImage[];
   /** The images still to come, in pull order: what the pod waits for. */
   waiting: string[];

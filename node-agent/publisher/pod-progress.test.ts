@@ -40,10 +40,10 @@ const phases = (p: PodProgress): Phase[] => p.images.map((i) => i.phase);
 test('one image downloading: its figures, and the message people read', () => {
   const p = podProgress([imageStatus()]);
   assert.equal(p.phase, 'Downloading');
-  assert.equal(p.percent, 62, '⌊100 · 42.1 / 67.0⌋');
+  assert.equal(p.percent, 63, '⌊100 · 42.3 / 67.0⌋');
   assert.equal(p.etaSeconds, 5, "a single image's ETA is the tracker's");
   assert.equal(p.bytesPerSecond, 5_100_000);
-  assert.equal(conditionMessage(p), 'nginx:1.27 63% (42.1/67.0 MB) 5.1 MB/s ETA 5s');
+  assert.equal(conditionMessage(p), 'nginx:1.27 63% (42.3/67.0 MB) 5.1 MB/s ETA 5s');
 });
 
 test('phase rules (table)', () => {
@@ -216,7 +216,7 @@ test('messages for every phase stay on one bounded line', () => {
   const huge = `registry.example.test:5000/${'a'.repeat(400)}:1`;
   const cases: [ImagePullStatus[], RegExp][] = [
     [[resolving(NGINX)], /^nginx:1\.27 resolving$/],
-    [[imageStatus({ phase: 'Stalled', bytesPerSecond: 0 })], /^nginx:1\.27 63% \(42\.1\/67\.0 MB\) stalled/],
+    [[imageStatus({ phase: 'Stalled', bytesPerSecond: 0 })], /^nginx:1\.27 63% \(42\.3\/67\.0 MB\) stalled/],
     [[imageStatus({ phase: 'Unpacking', bytesDone: 67 * MB })], /^nginx:1\.27 unpacking \(67\.0 MB\)$/],
     [[imageStatus({ phase: 'Failed', error: 'manifest unknown' })], /^nginx:1\.27 failed: manifest unknown$/],
     [[pulled(NGINX, 67 * MB)], /^nginx:1\.27 pulled: 67\.0 MB fetched$/],
@@ -227,7 +227,7 @@ test('messages for every phase stay on one bounded line', () => {
     [[cached(NGINX, 67 * MB)], /^nginx:1\.27 already present on the node$/],
     [[cached(NGINX, 1), cached(BUSYBOX, 1)], /^all 2 images already present on the node$/],
     [[imageStatus({ image: huge, phase: 'Failed', error: 'e'.repeat(5000) })], /…$/],
-    [[imageStatus({ image: huge })], /… 63% \(42\.1\/67\.0 MB\) 5\.1 MB\/s ETA 5s$/],
+    [[imageStatus({ image: huge })], /… 63% \(42\.3\/67\.0 MB\) 5\.1 MB\/s ETA 5s$/],
   ];
   for (const [images, want] of cases) {
     const m = conditionMessage(podProgress(images));
@@ -244,9 +244,9 @@ test('messages for every phase stay on one bounded line', () => {
 test('publishedState: labels, annotations and condition', () => {
   const p = podProgress([imageStatus()]);
   const s = publishedState(p, { now: NOW, generation: 3 });
-  assert.deepEqual(s.labels, { [LABEL_PROGRESS]: '62', [LABEL_ETA]: '5s' });
+  assert.deepEqual(s.labels, { [LABEL_PROGRESS]: '63', [LABEL_ETA]: '5s' });
   for (const v of Object.values(s.labels)) assert.ok(isValidLabelValue(v), v);
-  assert.equal(s.annotations[ANNOTATION_PROGRESS], '62');
+  assert.equal(s.annotations[ANNOTATION_PROGRESS], '63');
   assert.equal(s.annotations[ANNOTATION_ETA_SECONDS], '5');
   assert.equal(s.annotations[ANNOTATION_PHASE], 'Downloading');
   const doc = parseStatusAnnotation(s.annotations[ANNOTATION_STATUS]);
@@ -258,7 +258,7 @@ test('publishedState: labels, annotations and condition', () => {
     type: CONDITION_IMAGES_PULLED,
     status: 'False',
     reason: 'Downloading',
-    message: 'nginx:1.27 63% (42.1/67.0 MB) 5.1 MB/s ETA 5s',
+    message: 'nginx:1.27 63% (42.3/67.0 MB) 5.1 MB/s ETA 5s',
     lastTransitionTime: '2026-11-25T10:00:10Z',
     observedGeneration: 3,
   });
@@ -403,4 +403,12 @@ test('shortImage and truncate', () => {
   assert.equal(truncate('abc', 3), 'abc');
   assert.equal(truncate('abcd', 3), 'ab…');
   assert.equal(truncate('😀😀😀', 4), '😀…', 'never cuts a surrogate pair');
+});
+
+test('an image of unknown size counts as the mean of the known ones (two known of different sizes)', () => {
+  const a = imageStatus({ image: 'a:1', bytesDone: 10 * MB, bytesTotal: 10 * MB, phase: 'Unpacking' });
+  const b = imageStatus({ image: 'b:1', bytesDone: 5 * MB, bytesTotal: 30 * MB });
+  // Known: 40 MB over 2 images, so the unknown one counts 20 MB: 15 of 60 MB.
+  assert.equal(podProgress([a, b, resolving('c:1')]).percent, 25);
+  // Counted as the total (40 MB) it would be 18 %; as the first image's (10 MB) 30 %.
 });

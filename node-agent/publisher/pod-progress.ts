@@ -26,6 +26,7 @@ import { formatBytes, formatBytesPair, formatRate } from '../../common/format.js
 import { eta } from '../tracker/rate.js';
 import { kubeTime, shortImage, truncate, utf8Bytes } from './text.js';
 
+/** What podProgress needs besides the images' statuses; every field is optional. */
 export interface PodProgressOptions {
   /** The percent last published for this pod: the result never goes below it. */
   floor?: number;
@@ -54,6 +55,7 @@ export interface PodProgressOptions {
 
 /** One pod's pulls seen as a whole. */
 export interface PodProgress {
+  /** The pod's phase (rules at podProgress). */
   phase: Phase;
   /** Integer percent of the pod's bytes to fetch; 100 only once every image is present. */
   percent: number;
@@ -65,11 +67,13 @@ export interface PodProgress {
   etaSeconds: number | null;
   /** Some size behind the ETA is unknown (counted as 0): the real wait is at least etaSeconds. */
   etaIsLowerBound: boolean;
-  /** Sums over the images whose size is known. */
+  /** Bytes fetched, summed over the images whose size is known. */
   bytesDone: number;
+  /** Bytes to fetch, summed over the images whose size is known (queued ones at their manifest size). */
   bytesTotal: number;
+  /** Bytes already on the node, summed over the images. */
   bytesCached: number;
-  /** Current rate of the images being fetched. */
+  /** Current rate of the images being fetched, bytes per second. */
   bytesPerSecond: number;
   /** The images in pull order, those waiting behind another pull marked Queued. */
   images: ImagePullStatus[];
@@ -90,7 +94,9 @@ export interface ConditionBody {
 
 /** Everything the agent owns on one pod: written by patches.ts, read back from the pod there. */
 export interface PublishedState {
+  /** The owned labels (progress, eta), by key. */
   labels: Record<string, string>;
+  /** The owned annotations (progress, eta-seconds, phase, status), by key. */
   annotations: Record<string, string>;
   condition: ConditionBody;
 }
@@ -230,7 +236,7 @@ function etaText(p: PodProgress): string {
 
 /**
  * The condition's one-line message, at most MAX_MESSAGE_LENGTH characters, e.g.
- * `nginx:1.27 63% (42.1/67.0 MB) 5.1 MB/s ETA 5s`. Figures are the active image's.
+ * `nginx:1.27 63% (42.3/67.0 MB) 5.1 MB/s ETA 5s`. Figures are the active image's.
  */
 export function conditionMessage(p: PodProgress): string {
   const n = p.images.length;
@@ -333,7 +339,7 @@ export function boundStatus(doc: PodPullStatus, maxBytes = MAX_STATUS_ANNOTATION
   return out;
 }
 
-/** The status document for the annotation, already bounded. */
+/** The status document for the annotation at time `now` (its updatedAt), already bounded. */
 export function statusDocument(p: PodProgress, now: Date): PodPullStatus {
   return boundStatus({
     version: STATUS_VERSION,
@@ -346,7 +352,9 @@ export function statusDocument(p: PodProgress, now: Date): PodPullStatus {
   });
 }
 
+/** When and over what the state is published. */
 export interface PublishOptions {
+  /** The time written: the document's updatedAt, and a new lastTransitionTime. */
   now: Date;
   /** The pod's metadata.generation; when given, the condition's observedGeneration. */
   generation?: number;

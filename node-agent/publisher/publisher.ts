@@ -24,24 +24,38 @@ import { podProgress, publishedState, type PodProgress, type PublishedState } fr
 
 /** What the publisher needs of the tracker. */
 export interface PullView {
-  /** `policy`: the pod's pull policy for the image (Always, IfNotPresent, Never). */
+  /**
+   * Follow `image` for a pod; returns its normalised name. `policy`: the pod's pull policy for
+   * the image (Always, IfNotPresent, Never).
+   */
   expect(image: string, policy?: string): string;
+  /** No pod waits for `image` any more. */
   unexpect(image: string): void;
+  /** The kubelet reports the pull of `image` failed, with this message. */
   fail(image: string, message: string): void;
   /** `since`: when the pod began to wait (ms); see PullTracker.statusOf. */
   statusOf(image: string, since?: number, policy?: string): ImagePullStatus | null;
   /** Bytes of an image not being pulled yet (content store or registry); null unknown. */
   sizeOf(image: string): number | null;
+  /** Every pull on the node. */
   snapshot(): TrackerSnapshot;
+  /** Called when the tracker's view changed; returns the unsubscribe function. */
   onChange(cb: (s: TrackerSnapshot) => void): () => void;
 }
 
+/** What a Publisher is built from: the budget's limits plus its edges. */
 export interface PublisherOptions extends BudgetOptions {
+  /** This node's name: events' source.host and reportingInstance. */
   nodeName: string;
+  /** The tracker (PullTracker implements PullView). */
   tracker: PullView;
+  /** Where writes go (KubePodWriter; a fake in tests). */
   writer: PodWriter;
+  /** --stall-after in milliseconds, for the PullStalled / PullSlow messages. */
   stallAfterMs: number;
+  /** --slow-rate in bytes per second (0: off), for the PullSlow message. */
   slowRate: number;
+  /** Milliseconds since the epoch; default Date.now. */
   clock?: () => number;
   logger?: Logger;
   /** How often due pods are looked at (default 250 ms). */
@@ -79,6 +93,15 @@ export const MAX_RETRY_MS = 30_000;
 
 const key = (p: V1Pod): string => `${p.metadata?.namespace ?? ''}/${p.metadata?.name ?? ''}`;
 
+/**
+ * Writes each tracked pod's progress on it: one per agent, fed pods by the watch
+ * (onPod/onDelete) and pulls by the tracker (onChange). Every `tickMs` it looks at the pods that
+ * changed or whose wait is over, computes their view with the pure modules, asks the
+ * WriteBudget, and writes through the PodWriter. A failed write is classified
+ * (kube-writer.ts classify): a gone pod is forgotten, a retryable one retried with doubling
+ * waits up to MAX_RETRY_MS, a rejected one tried again after 30 s; nothing is thrown to the
+ * caller.
+ */
 export class Publisher {
   private readonly pods = new Map<string, PodEntry>();
   private readonly budget: WriteBudget;
@@ -102,6 +125,7 @@ export class Publisher {
     });
   }
 
+  /** Starts the periodic pass (every `tickMs`, default 250 ms). */
   start(): void {
     const tick = () => {
       this.kick();
@@ -110,6 +134,7 @@ export class Publisher {
     tick();
   }
 
+  /** Stops the passes and the tracker subscription; resolves once the pass in progress ended. */
   async stop(): Promise<void> {
     if (this.timer !== null) clearTimeout(this.timer);
     this.timer = null;

@@ -1,7 +1,7 @@
 // The pure progress core on hand-made blob states and times: no containerd, no fake source.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { advance, stallThresholdMs, WRITE_CHUNK, type ProgressOptions } from './progress.js';
+import { advance, stallThresholdMs, unflushed, WRITE_CHUNK, type ProgressOptions } from './progress.js';
 import { RateWindow } from './rate.js';
 import type { BlobState, PullState } from './state.js';
 
@@ -163,4 +163,41 @@ test('a finished pull counts every blob done, even ones collected after unpack (
   assert.equal(p.status.percent, 100);
   assert.equal(p.status.bytesDone, p.status.bytesTotal);
   assert.equal(p.status.etaSeconds, 0);
+});
+
+test('bytes written but not yet flushed: each moving blob its share of the rate since its last write, at most 1 MiB', () => {
+  const now = 100_000;
+  const fetching = (counted: number, total: number, updatedAt: number | null) =>
+    ({ state: 'fetching', total, counted, updatedAt }) as const;
+  // 2 MiB/s over two blobs: 1 MiB/s each; 0.5 s since each wrote.
+  assert.equal(
+    unflushed([fetching(0, 10 * MiB, now - 500), fetching(0, 10 * MiB, now - 500)], 2 * MiB, now),
+    MiB,
+  );
+  // Never more than one write chunk per blob, nor more than the blob has left.
+  assert.equal(unflushed([fetching(0, 10 * MiB, now - 60_000)], 2 * MiB, now), MiB);
+  assert.equal(unflushed([fetching(10 * MiB - 1000, 10 * MiB, now - 60_000)], 2 * MiB, now), 1000);
+  // Unknown write time: half a chunk; no rate: nothing.
+  assert.equal(unflushed([fetching(0, 10 * MiB, null)], 2 * MiB, now), MiB / 2);
+  assert.equal(unflushed([fetching(0, 10 * MiB, now - 500)], 0, now), 0);
+});
+
+test('the ETA allows for the unflushed bytes: 4 blobs at 4 MiB/s, each last written 1 s ago', () => {
+  const layers = ['a', 'b', 'e', 'f'].map((c) => ({ digest: d(c), size: 8 * MiB }));
+  const p = pull(layers);
+  p.cached.add(d('c'));
+  const blobs = new Map<string, BlobState>();
+  // Steady writes: each blob 1 MiB per second, all flushed at whole seconds.
+  for (let t = 0; t <= 4000; t += 1000) {
+    for (const l of layers)
+      blobs.set(l.digest, { state: 'fetching', total: l.size, counted: (t / 1000) * MiB, updatedAt: t });
+    advance(p, blobs, t, OPTS);
+  }
+  // A poll 0.9 s after the last writes: 16 MiB seen of 32; ~3.6 MiB more are in memory.
+  advance(p, blobs, 4900, OPTS);
+  const rate = p.status.bytesPerSecond;
+  assert.ok(Math.abs(rate - 4 * MiB) / (4 * MiB) < 0.05, `rate ${rate}`);
+  const seen = 32 * MiB - p.status.bytesDone;
+  assert.equal(p.status.etaSeconds, Math.round((seen - 4 * Math.min(MiB, 0.9 * MiB)) / rate));
+  assert.ok(p.status.etaSeconds < Math.round(seen / rate), 'shorter than the flushed bytes alone say');
 });
