@@ -264,6 +264,7 @@ test('the agent restarted mid-pull finishes the pod; percent never goes back', l
       await new Promise((r) => setTimeout(r, 200));
     }
     await sb.stopAgent();
+    // Not a readiness wait: the agent stays down while the pull moves on without it.
     await new Promise((r) => setTimeout(r, 1500));
     await sb.startAgent();
     await waitPulled('restart');

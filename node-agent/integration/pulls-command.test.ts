@@ -91,6 +91,18 @@ test('pulls --json prints one object per image with the documented fields; the t
 test('pulls --watch --json keeps printing until the pull is Pulled, and exits 0 on SIGINT', async () => {
   await buildImage({ registry: env.pushHost, name: 'team/watch:1', layers: [2_000_000, 2_000_000] });
   const ref = `${env.pullHost}/team/watch:1`;
+  // The pull first (512 KiB/s: about 8 s), then the watcher: it finds a pull already running
+  // (its lease), so nothing has to be up "in time" — no sleep standing in for readiness.
+  env.throttle.setRate(512 * 1024);
+  const pulling = puller.pullImage(ref);
+  const source = new GrpcContainerdSource({ address: env.containerd.socketPath });
+  try {
+    const until = Date.now() + 10_000;
+    while (!(await source.listIngests()).some((i) => i.ref.startsWith('layer-')) && Date.now() < until)
+      await new Promise((r) => setTimeout(r, 50));
+  } finally {
+    source.close();
+  }
   const child = spawn(
     process.execPath,
     [
@@ -113,8 +125,8 @@ test('pulls --watch --json keeps printing until the pull is Pulled, and exits 0 
   child.stderr.on('data', (c: Buffer) => (err += c.toString()));
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   try {
-    await new Promise((r) => setTimeout(r, 1500)); // the watcher is up before the pull starts
-    await puller.pullImage(ref);
+    await pulling;
+    env.throttle.setRate(2 * 1024 * 1024);
     const deadline = Date.now() + 10_000;
     while (!out.includes('"phase":"Pulled"') && Date.now() < deadline)
       await new Promise((r) => setTimeout(r, 100));
