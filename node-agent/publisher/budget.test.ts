@@ -44,8 +44,9 @@ test('only meaningful changes are written (table)', () => {
     [14000, st('Downloading', 12, 590), 'write percent'],
     [17000, st('Downloading', 13, 900), 'skip budget'], // ETA jump, but no room left for ETA-only writes
     [20000, st('Stalled', 13, null), 'write phase'],
-    [21000, st('Pulled', 100, 0), 'later final 22000'],
-    [22000, st('Pulled', 100, 0), 'write final'],
+    // The final state does not wait out the 2 s interval: kubectl wait returns on it.
+    [21000, st('Pulled', 100, 0), 'write final'],
+    [22000, st('Pulled', 100, 0), 'skip unchanged'],
     [30000, st('Pulled', 100, 0), 'skip unchanged'],
   ];
   const b = new WriteBudget(DEFAULTS);
@@ -300,4 +301,12 @@ test('a short ETA is rewritten only when off its countdown by the 10 s floor or 
   assert.equal(b.offer('p', st('Downloading', 0, 24), 5000).decision, 'skip', 'off by 9 s: kept');
   assert.deepEqual(b.offer('p', st('Downloading', 0, 26), 5000), { decision: 'write', reason: 'eta' });
   assert.deepEqual(b.offer('p', st('Downloading', 0, 4), 5000), { decision: 'write', reason: 'eta' });
+});
+
+test('a final state for other images (kubectl set image) is written, even right after the last final one', () => {
+  const b = new WriteBudget(DEFAULTS);
+  const pulledOf = (image: string): BudgetState => ({ ...st('Pulled', 100, 0), images: [{ image }] });
+  assert.equal(step(b, 'p', pulledOf('app:v1'), 0).decision, 'write');
+  assert.deepEqual(b.offer('p', pulledOf('app:v1'), 500), { decision: 'skip', why: 'unchanged' });
+  assert.deepEqual(b.offer('p', pulledOf('app:v2'), 500), { decision: 'write', reason: 'final' });
 });

@@ -35,6 +35,15 @@ export interface BudgetState {
   phase: Phase;
   percent: number;
   etaSeconds: number | null;
+  /** The pod's images (PodProgress.images): a final state for other images is a new one. */
+  images?: readonly { image: string }[];
+}
+
+/** The same images, in the same order (absent lists compare equal). */
+function sameImages(a: BudgetState, b: BudgetState): boolean {
+  const x = (a.images ?? []).map((i) => i.image).join('\n');
+  const y = (b.images ?? []).map((i) => i.image).join('\n');
+  return x === y;
 }
 
 /**
@@ -158,7 +167,10 @@ export class WriteBudget {
     const final = isFinal(desired.phase);
     let reason: WriteReason;
     if (final) {
-      if (rec !== undefined && rec.last.phase === desired.phase) return this.skip(podKey, 'unchanged');
+      // The same final state again is nothing to write; one for other images is (the pod's
+      // image was changed with `kubectl set image` and is in).
+      if (rec !== undefined && rec.last.phase === desired.phase && sameImages(rec.last, desired))
+        return this.skip(podKey, 'unchanged');
       reason = 'final';
     } else {
       const used = rec === undefined || isFinal(rec.last.phase) ? 0 : rec.writes;
@@ -167,7 +179,8 @@ export class WriteBudget {
       if (!this.affordable(used, desired, change)) return this.skip(podKey, 'budget');
       reason = change;
     }
-    const intervalAt = rec === undefined ? now : rec.lastAt + this.o.minPatchIntervalMs;
+    // The final state does not wait out the per-pod interval: `kubectl wait` returns on it.
+    const intervalAt = rec === undefined || final ? now : rec.lastAt + this.o.minPatchIntervalMs;
     const tokensAt = this.tokensAt(podKey, final, cost, now);
     const at = Math.max(intervalAt, tokensAt);
     if (tokensAt > now) this.wait(podKey, final, cost, at);

@@ -14,6 +14,8 @@ export interface Ttl<V> {
 interface Entry<V> {
   outcome: { ok: true; value: V } | { ok: false; error: Error };
   expiresAt: number;
+  /** When it was settled (ms). */
+  storedAt: number;
 }
 
 /** A least-recently-used map of settled outcomes plus the promises still in flight. */
@@ -70,10 +72,18 @@ export class TtlCache<V> {
     return p;
   }
 
-  /** The fresh successful value of `key`, if any; never loads. */
-  peek(key: string): V | undefined {
+  /**
+   * The fresh successful value of `key`, if any, settled at or after `notBefore` (ms; default
+   * any time); never loads. An older one is dropped, so the next get() asks again.
+   */
+  peek(key: string, notBefore = -Infinity): V | undefined {
     const hit = this.entries.get(key);
-    return hit !== undefined && hit.expiresAt > this.now() && hit.outcome.ok ? hit.outcome.value : undefined;
+    if (hit === undefined || hit.expiresAt <= this.now() || !hit.outcome.ok) return undefined;
+    if (hit.storedAt < notBefore) {
+      this.entries.delete(key);
+      return undefined;
+    }
+    return hit.outcome.value;
   }
 
   /** Forgets the settled outcome of `key` (a call in flight still settles for its callers). */
@@ -94,7 +104,8 @@ export class TtlCache<V> {
   private store(key: string, outcome: Entry<V>['outcome'], ttlMs: number): void {
     if (!(ttlMs > 0)) return;
     this.entries.delete(key);
-    this.entries.set(key, { outcome, expiresAt: this.now() + ttlMs });
+    const now = this.now();
+    this.entries.set(key, { outcome, expiresAt: now + ttlMs, storedAt: now });
     while (this.entries.size > this.maxEntries) {
       const oldest = this.entries.keys().next();
       if (oldest.done === true) break;

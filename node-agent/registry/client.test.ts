@@ -587,3 +587,31 @@ test('answers the tracker synchronously from the cache, looking up in the backgr
   await assert.rejects(client.resolve(`${f.host}/team/app:nope`), PulltraceError);
   assert.equal(asked(), 2);
 });
+
+test('a tag resolved before the pod began to wait is asked again: a tag pushed anew resolves to its new digest', async () => {
+  const v1 = imageManifest([['1', 9]]);
+  const v2 = imageManifest([['2', 19]]);
+  let handle = serve('team/app', { latest: v1 });
+  const f = await fake((req, res, url) => {
+    if (!handle(req, res, url)) res.writeHead(404).end();
+  });
+  const c = clock();
+  const client = new RegistryClient({ now: c.now, platform: 'linux/amd64' });
+  const ref = parseImageRef(`${f.host}/team/app:latest`)!;
+  await client.resolve(`${f.host}/team/app:latest`);
+  assert.equal(client.digestOf(ref), v1.digest);
+  // 10 s later the tag is pushed again and a pod created: its notBefore is after the resolution.
+  c.advance(10_000);
+  handle = serve('team/app', { latest: v2 });
+  const podCreated = c.now();
+  assert.equal(client.digestOf(ref, podCreated), null, 'stale for this pod: asked again');
+  await client.resolve(`${f.host}/team/app:latest`);
+  assert.equal(client.digestOf(ref, podCreated), v2.digest);
+  assert.equal(client.digestOf(ref), v2.digest);
+  // A pod whose clock is ahead of ours (API server skew) does not make every poll ask again.
+  const asked = f.manifestRequests().length;
+  c.advance(3000);
+  for (let i = 0; i < 5; i++) client.digestOf(ref, c.now() + 60_000);
+  await client.resolve(`${f.host}/team/app:latest`);
+  assert.ok(f.manifestRequests().length <= asked + 1, 'at most one more request');
+});

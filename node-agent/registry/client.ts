@@ -205,11 +205,16 @@ export class RegistryClient {
    * The digest `ref` resolves to, from the cache only: the reference's own digest when it has
    * one; else the tag's cached resolution, or null, having started the look-up in the
    * background (a failure is kept for `failureTtlMs`, so calling this on every poll asks the
-   * registry at most that often). Never throws. Fits the tracker's RegistryLookup.
+   * registry at most that often). A resolution made before `notBefore` (ms: when the pod began
+   * to wait) is asked again: the tag may have been pushed anew since, and the kubelet resolves
+   * it when it pulls. Never throws. Fits the tracker's RegistryLookup.
    */
-  digestOf(ref: ImageRef): string | null {
+  digestOf(ref: ImageRef, notBefore?: number): string | null {
     if (ref.digest !== null) return ref.digest;
-    const hit = this.resolutions.peek(resolutionKey(ref));
+    // At least 2 s old before it counts as stale: a pod's creation time comes from the API
+    // server's clock, and one ahead of ours must not make every poll ask again.
+    const floor = notBefore === undefined ? undefined : Math.min(notBefore, this.opts.now() - 2000);
+    const hit = this.resolutions.peek(resolutionKey(ref), floor);
     if (hit !== undefined) return hit.digest;
     this.resolveRef(ref).catch(() => undefined);
     return null;

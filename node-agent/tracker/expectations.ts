@@ -20,8 +20,11 @@ import type { PullState } from './state.js';
  * means not known (yet): the registry refused, is unreachable, or has not answered.
  */
 export interface RegistryLookup {
-  /** The digest a tag resolves to (index or manifest). */
-  digestOf(ref: ImageRef): string | null;
+  /**
+   * The digest a tag resolves to (index or manifest), as resolved at or after `notBefore` (ms;
+   * when the pod began to wait: a tag pushed anew since resolves to its new digest).
+   */
+  digestOf(ref: ImageRef, notBefore?: number): string | null;
   /** Bytes of the image for this node's platform: config + distinct layers. */
   sizeOf(ref: ImageRef): number | null;
 }
@@ -55,6 +58,11 @@ function keyOf(image: string): { ref: ImageRef | null; name: string } {
   return { ref, name: ref === null ? image : formatImageRef(ref) };
 }
 
+/**
+ * The images pods wait for (by normalised name) and the status of each, from the tracker's
+ * pulls (shared, read-only here), image records looked up in containerd (Images/List) and the
+ * registry's answers. The tracker's expect/unexpect/fail/statusOf/sizeOf are these.
+ */
 export class Expectations {
   private readonly expected = new Map<string, Expectation>();
 
@@ -94,6 +102,7 @@ export class Expectations {
     return name;
   }
 
+  /** Stops following `image` (no pod waits for it any more). */
   unexpect(image: string): void {
     this.expected.delete(keyOf(image).name);
   }
@@ -170,7 +179,7 @@ export class Expectations {
     const pulls = [...this.pulls.values()].filter((p) => p.finishedAt === null || p.finishedAt >= since);
     const byName = pulls.find((p) => p.names.has(e.recordName) || p.names.has(e.name));
     if (byName !== undefined) return byName;
-    const d = e.ref.digest ?? this.registry?.digestOf(e.ref) ?? null;
+    const d = e.ref.digest ?? this.registry?.digestOf(e.ref, since) ?? null;
     if (d !== null) return pulls.find((p) => p.key === d || p.manifestDigest === d || p.indexDigest === d);
     if (this.registry !== null) return undefined;
     // No registry lookup configured (the `pulls` command): the newest pull of the repository.
