@@ -236,3 +236,67 @@ test('leases hold the ingests and blobs written under them; a deleted lease list
   assert.equal((await f.statSnapshot('overlayfs', 'sha256:chain'))?.kind, 'committed');
   assert.equal(await f.statSnapshot('native', 'sha256:chain'), null);
 });
+
+// What the conformance suite (containerd-conformance.ts) found the fake doing unlike containerd.
+test('like containerd: lists in key order, a commit or abort releases the ingest from its lease', async () => {
+  const f = new FakeContainerdSource({ clock: () => 1_000 });
+  f.createLease('b-pull');
+  f.createLease('a-pull');
+  f.setIngest(`layer-${d('2')}`, 0, 10, { lease: 'b-pull' });
+  f.setIngest(`layer-${d('1')}`, 0, 10, { lease: 'b-pull' });
+  f.setIngest(`layer-${d('3')}`, 0, 10, { lease: 'b-pull' });
+  f.addContent(d('f'), 1, { lease: 'b-pull' });
+  f.addContent(d('e'), 1, { lease: 'b-pull' });
+  f.setSnapshot(
+    'overlayfs',
+    { name: `extract-1 ${d('9')}`, parent: '', kind: 'active', labels: {} },
+    { lease: 'b-pull' },
+  );
+  f.createImage('z:1', { digest: d('e') });
+  f.createImage('a:1', { digest: d('e') });
+  assert.deepEqual(digests(await f.listContent()), [d('e'), d('f')]);
+  assert.deepEqual(
+    (await f.listImages()).map((i) => i.name),
+    ['a:1', 'z:1'],
+  );
+  assert.deepEqual(
+    (await f.listLeases()).map((l) => l.id),
+    ['a-pull', 'b-pull'],
+  );
+  const held = async () => (await f.listLeaseResources('b-pull')).map((r) => `${r.type} ${r.id}`);
+  assert.deepEqual(await held(), [
+    `content ${d('e')}`,
+    `content ${d('f')}`,
+    `ingests layer-${d('1')}`,
+    `ingests layer-${d('2')}`,
+    `ingests layer-${d('3')}`,
+    `snapshots/overlayfs extract-1 ${d('9')}`,
+  ]);
+  f.commit(`layer-${d('2')}`, { lease: 'b-pull' });
+  f.removeIngest(`layer-${d('3')}`);
+  f.removeSnapshot('overlayfs', `extract-1 ${d('9')}`);
+  assert.deepEqual(await held(), [
+    `content ${d('2')}`,
+    `content ${d('e')}`,
+    `content ${d('f')}`,
+    `ingests layer-${d('1')}`,
+  ]);
+});
+
+test('like containerd: a malformed digest or a snapshotter that is not loaded rejects', async () => {
+  const f = new FakeContainerdSource();
+  await assert.rejects(f.contentInfo('sha256:abc'), coded('PT_CONTAINERD_BAD_DATA', /invalid digest/));
+  await assert.rejects(f.contentInfo('nope'), coded('PT_CONTAINERD_BAD_DATA'));
+  assert.equal(await f.contentInfo(`sha512:${'a'.repeat(128)}`), null);
+  assert.equal(await f.statSnapshot('overlayfs', d('1')), null);
+  assert.equal(await f.statSnapshot('native', d('1')), null);
+  await assert.rejects(f.statSnapshot('btrfs', d('1')), coded('PT_CONTAINERD_BAD_DATA', /not loaded: btrfs/));
+  f.setSnapshot('stargz', { name: d('1'), parent: '', kind: 'committed', labels: {} });
+  assert.equal(
+    (await f.statSnapshot('stargz', d('1')))?.kind,
+    'committed',
+    'setSnapshot loads its snapshotter',
+  );
+  const only = new FakeContainerdSource({ snapshotters: ['native'] });
+  await assert.rejects(only.statSnapshot('overlayfs', d('1')), coded('PT_CONTAINERD_BAD_DATA'));
+});

@@ -4,7 +4,9 @@
 // for the real sequence). It keeps the two behaviours of the real adapter that callers rely
 // on: containerd's filter syntax for List calls, and readBlob's size bound. Failures are
 // injected with `down()` and `failNext()`, which reject like the adapter does when the socket
-// is gone (PulltraceError PT_CONTAINERD_UNAVAILABLE).
+// is gone (PulltraceError PT_CONTAINERD_UNAVAILABLE). Its answers are held to real containerd's
+// by one conformance suite run on both (test-support/containerd-conformance.ts); what that
+// suite found the fake getting wrong is fixed here and noted where it is done.
 import { createHash } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { PulltraceError, type ErrorCode } from '../common/errors.js';
@@ -38,6 +40,12 @@ export interface FakeSourceOptions {
   clock?: () => number;
   /** Namespace stamped on events. Default "k8s.io". */
   namespace?: string;
+  /**
+   * The snapshotters containerd loaded: statSnapshot on any other rejects, as containerd's
+   * "snapshotter not loaded". Default overlayfs and native (always there on Linux);
+   * setSnapshot loads the one it names.
+   */
+  snapshotters?: string[];
 }
 
 export interface ContentOptions {
@@ -205,6 +213,18 @@ interface StoredBlob {
 
 const DIGEST_IN_REF = /(sha256:[0-9a-f]{64})/;
 
+/** What containerd (go-digest's Validate) accepts as a digest; anything else is INVALID_ARGUMENT. */
+const VALID_DIGEST = /^(?:sha256:[0-9a-f]{64}|sha384:[0-9a-f]{96}|sha512:[0-9a-f]{128})$/;
+
+/** containerd lists from its bolt database, so in key order (byte-wise, as here). */
+function byKey<T>(key: (x: T) => string): (a: T, b: T) => number {
+  return (a, b) => {
+    const x = key(a);
+    const y = key(b);
+    return x < y ? -1 : x > y ? 1 : 0;
+  };
+}
+
 function copyInfo(i: ContentInfo): ContentInfo {
   return { ...i, labels: { ...i.labels } };
 }
@@ -220,6 +240,7 @@ export class FakeContainerdSource implements ContainerdSource {
   private readonly content = new Map<string, StoredBlob>();
   private readonly images = new Map<string, ImageRecord>();
   private readonly snapshots = new Map<string, Map<string, SnapshotInfo>>();
+  private readonly snapshotters: Set<string>;
   private readonly leases = new Map<string, { lease: Lease; resources: LeaseResource[] }>();
   private readonly events = new EventEmitter();
   private failures: { method: SourceMethod | null; code: ErrorCode; after: number; times: number }[] = [];
@@ -231,6 +252,7 @@ export class FakeContainerdSource implements ContainerdSource {
   constructor(opts: FakeSourceOptions = {}) {
     this.now = opts.clock ?? Date.now;
     this.namespace = opts.namespace ?? 'k8s.io';
+    this.snapshotters = new Set(opts.snapshotters ?? ['overlayfs', 'native']);
   }
 
   /** How many times `method` was called. */
@@ -344,6 +366,14 @@ export class FakeContainerdSource implements ContainerdSource {
   /** The ingest is abandoned (a failed or cancelled pull): it leaves the list, nothing is stored. */
   removeIngest(ref: string): void {
     if (!this.ingests.delete(ref)) throw new Error(`no ingest ${ref}`);
+    this.releaseIngest(ref);
+  }
+
+  /** A lease stops holding an ingest once it is committed or aborted (containerd's metadata store). */
+  private releaseIngest(ref: string): void {
+    for (const l of this.leases.values()) {
+      l.resources = l.resources.filter((r) => !(r.type === 'ingests' && r.id === ref));
+    }
   }
 
   /** Stores a blob with its bytes (manifests, indexes); its digest is theirs. */
@@ -365,6 +395,7 @@ export class FakeContainerdSource implements ContainerdSource {
     const ing = this.ingests.get(ref);
     if (ing === undefined) throw new Error(`no ingest ${ref}`);
     this.ingests.delete(ref);
+    this.releaseIngest(ref);
     if (opts.data !== undefined) return this.addBlob(opts.data, opts);
     const digest = DIGEST_IN_REF.exec(ref)?.[1];
     if (digest === undefined) throw new Error(`no digest in ref ${ref}`);
@@ -429,15 +460,24 @@ export class FakeContainerdSource implements ContainerdSource {
     this.emit({ topic: '/images/delete', namespace: this.namespace, at: new Date(this.now()), name });
   }
 
-  /** Adds or replaces a snapshot (e.g. an active "extract-…" one while a layer unpacks). */
-  setSnapshot(snapshotter: string, info: SnapshotInfo): void {
+  /**
+   * Adds or replaces a snapshot (e.g. an active "extract-…" one while a layer unpacks). With
+   * `lease`, the lease holds it (type "snapshots/<snapshotter>"), as an unpack's snapshots are.
+   */
+  setSnapshot(snapshotter: string, info: SnapshotInfo, opts: { lease?: string } = {}): void {
+    this.holdIn(opts.lease, { id: info.name, type: `snapshots/${snapshotter}` });
+    this.snapshotters.add(snapshotter);
     const m = this.snapshots.get(snapshotter) ?? new Map<string, SnapshotInfo>();
     m.set(info.name, { ...info, labels: { ...info.labels } });
     this.snapshots.set(snapshotter, m);
   }
 
+  /** Removes a snapshot (an unpack's active one once committed); leases stop holding it. */
   removeSnapshot(snapshotter: string, name: string): void {
     if (this.snapshots.get(snapshotter)?.delete(name) !== true) throw new Error(`no snapshot ${name}`);
+    for (const l of this.leases.values()) {
+      l.resources = l.resources.filter((r) => !(r.type === `snapshots/${snapshotter}` && r.id === name));
+    }
   }
 
   /** Delivers an event to every open subscription, synchronously. */
@@ -461,6 +501,11 @@ export class FakeContainerdSource implements ContainerdSource {
   contentInfo(digest: string): Promise<ContentInfo | null> {
     const err = this.gate('contentInfo');
     if (err !== null) return Promise.reject(err);
+    if (!VALID_DIGEST.test(digest)) {
+      return Promise.reject(
+        new PulltraceError('PT_CONTAINERD_BAD_DATA', `invalid digest ${JSON.stringify(digest)}`),
+      );
+    }
     const b = this.content.get(digest);
     return Promise.resolve(b === undefined ? null : copyInfo(b.info));
   }
@@ -471,7 +516,10 @@ export class FakeContainerdSource implements ContainerdSource {
     try {
       const match = compileFilters(filters);
       return Promise.resolve(
-        [...this.content.values()].filter((b) => match(contentFields(b.info))).map((b) => copyInfo(b.info)),
+        [...this.content.values()]
+          .filter((b) => match(contentFields(b.info)))
+          .map((b) => copyInfo(b.info))
+          .sort(byKey((i) => i.digest)),
       );
     } catch (e) {
       return Promise.reject(e instanceof Error ? e : new Error(String(e)));
@@ -498,7 +546,12 @@ export class FakeContainerdSource implements ContainerdSource {
     if (err !== null) return Promise.reject(err);
     try {
       const match = compileFilters(filters);
-      return Promise.resolve([...this.images.values()].filter((i) => match(imageFields(i))).map(copyImage));
+      return Promise.resolve(
+        [...this.images.values()]
+          .filter((i) => match(imageFields(i)))
+          .map(copyImage)
+          .sort(byKey((i) => i.name)),
+      );
     } catch (e) {
       return Promise.reject(e instanceof Error ? e : new Error(String(e)));
     }
@@ -507,6 +560,11 @@ export class FakeContainerdSource implements ContainerdSource {
   statSnapshot(snapshotter: string, key: string): Promise<SnapshotInfo | null> {
     const err = this.gate('statSnapshot');
     if (err !== null) return Promise.reject(err);
+    if (!this.snapshotters.has(snapshotter)) {
+      return Promise.reject(
+        new PulltraceError('PT_CONTAINERD_BAD_DATA', `snapshotter not loaded: ${snapshotter}`),
+      );
+    }
     const snap = this.snapshots.get(snapshotter)?.get(key);
     return Promise.resolve(snap === undefined ? null : { ...snap, labels: { ...snap.labels } });
   }
@@ -515,14 +573,21 @@ export class FakeContainerdSource implements ContainerdSource {
     const err = this.gate('listLeases');
     if (err !== null) return Promise.reject(err);
     return Promise.resolve(
-      [...this.leases.values()].map((l) => ({ ...l.lease, labels: { ...l.lease.labels } })),
+      [...this.leases.values()]
+        .map((l) => ({ ...l.lease, labels: { ...l.lease.labels } }))
+        .sort(byKey((l) => l.id)),
     );
   }
 
   listLeaseResources(leaseId: string): Promise<LeaseResource[]> {
     const err = this.gate('listLeaseResources');
     if (err !== null) return Promise.reject(err);
-    return Promise.resolve((this.leases.get(leaseId)?.resources ?? []).map((r) => ({ ...r })));
+    // containerd walks its "content", "ingests", then "snapshots/<name>" buckets, each by key.
+    return Promise.resolve(
+      (this.leases.get(leaseId)?.resources ?? [])
+        .map((r) => ({ ...r }))
+        .sort((a, b) => byKey<LeaseResource>((r) => r.type)(a, b) || byKey<LeaseResource>((r) => r.id)(a, b)),
+    );
   }
 
   /**
