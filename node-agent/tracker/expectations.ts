@@ -4,13 +4,7 @@
 // is Cached; one with no pull yet is Resolving.
 import { MAX_ERROR_LENGTH, type ImagePullStatus } from '../../common/contract.js';
 import { keepEnds } from '../../common/format.js';
-import {
-  criImageName,
-  formatImageRef,
-  parseImageRef,
-  sourceKey,
-  type ImageRef,
-} from '../../common/image-ref.js';
+import { criImageName, formatImageRef, parseImageRef, type ImageRef } from '../../common/image-ref.js';
 import type { ContainerdSource } from '../containerd/source.js';
 import type { PullState } from './state.js';
 
@@ -181,10 +175,8 @@ export class Expectations {
     if (byName !== undefined) return byName;
     const d = e.ref.digest ?? this.registry?.digestOf(e.ref, since) ?? null;
     if (d !== null) return pulls.find((p) => p.key === d || p.manifestDigest === d || p.indexDigest === d);
-    if (this.registry !== null) return undefined;
-    // No registry lookup configured (the `pulls` command): the newest pull of the repository.
-    const repo = sourceKey(e.ref);
-    return pulls.filter((p) => p.sources.has(repo)).sort((a, b) => b.startedAt - a.startedAt)[0];
+    // Never by repository alone: without the registry's answer a tag waits for its record.
+    return undefined;
   }
 
   /** A finished pull that made the image's record: the record, as far as statusOf needs it. */

@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { MAX_ERROR_LENGTH, type ImagePullStatus } from '../../common/contract.js';
 import { createLogger } from '../../common/logging.js';
 import { FakeContainerdSource, sha256Digest, type SourceMethod } from '../../test-support/fake-containerd.js';
+import { formatImageRef, normalizeImageRef, type ImageRef } from '../../common/image-ref.js';
 import { MEDIA_TYPES, type BlobRef } from './manifest.js';
 import { PullTracker, type PullTrackerOptions } from './tracker.js';
 import type { TrackedPull, TrackerSnapshot } from './types.js';
@@ -67,6 +68,8 @@ class Node {
   readonly fake = new FakeContainerdSource({ clock: () => this.t });
   readonly tracker: PullTracker;
   readonly logs: Record<string, unknown>[] = [];
+  /** Tag → digest, as the registry resolves them. */
+  readonly tags = new Map<string, string>();
 
   constructor(opts: Partial<PullTrackerOptions> = {}) {
     const logger = createLogger('test', 'debug', {
@@ -79,6 +82,11 @@ class Node {
       clock: () => this.t,
       platform: 'linux/amd64',
       logger,
+      // The registry's answer for each image's tag: its manifest's digest (see manifest()).
+      registry: {
+        digestOf: (r: ImageRef) => this.tags.get(formatImageRef(r)) ?? null,
+        sizeOf: () => null,
+      },
       ...opts,
     });
   }
@@ -107,6 +115,7 @@ class Node {
 
   /** The manifest committed with containerd's labels (gc refs unless `gc` is false). */
   manifest(img: TestImage, opts: { gc?: boolean; createdAt?: Date } = {}): void {
+    this.tags.set(normalizeImageRef(ref(img)), img.digest);
     this.fake.addBlob(img.manifest, { labels: manifestLabels(img, opts.gc), createdAt: opts.createdAt });
   }
 
