@@ -75,9 +75,11 @@ test('the condition joins the kubelet’s conditions; labels and annotations joi
     ],
     'the kubelet’s conditions are still there',
   );
-  assert.equal(got.metadata?.labels?.app, 'web');
-  assert.equal(got.metadata?.labels?.[LABEL_PROGRESS], '63');
-  assert.equal(got.metadata?.annotations?.['example.com/keep'], 'yes');
+  const labels = got.metadata?.labels ?? {};
+  const annotations = got.metadata?.annotations ?? {};
+  assert.equal(labels.app, 'web');
+  assert.equal(labels[LABEL_PROGRESS], '63');
+  assert.equal(annotations['example.com/keep'], 'yes');
   // Read back, the written state patches to nothing.
   assert.deepEqual(buildPatches(previousStateOf(got), state), { metadata: null, status: null });
 });
