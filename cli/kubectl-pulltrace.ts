@@ -1,21 +1,14 @@
 #!/usr/bin/env node
 // Entry point of the kubectl plugin (`kubectl pulltrace ...`); the program is in plugin.ts.
-import { CommanderError } from 'commander';
+// Exit codes: 0 all images in; 1 a pull failed; 2 usage or API error; 3 timed out. Ctrl-C ends
+// it at once (nothing to finish), with the code a shell reports for SIGINT (130).
+import { runMain } from '../common/run-main.js';
 import { EXIT, describeError, program } from './plugin.js';
 
-const cmd = program((p) => {
-  p.then(
-    (code) => process.exit(code),
-    (err: unknown) => {
-      process.stderr.write(`error: ${describeError(err)}\n`);
-      process.exit(EXIT.usage);
-    },
-  );
+runMain({
+  prefix: 'error',
+  program,
+  failureExitCode: EXIT.usage,
+  describe: describeError,
+  onSignal: 'exit',
 });
-try {
-  cmd.parse();
-} catch (err) {
-  // commander has printed the usage error (or the help, which exits 0).
-  if (err instanceof CommanderError) process.exit(err.exitCode === 0 ? EXIT.ok : EXIT.usage);
-  throw err;
-}

@@ -2,6 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { ApiException } from '@kubernetes/client-node';
 import { CommanderError } from 'commander';
+import type { Run } from '../common/run-main.js';
 import { describeError, isTransient, program } from './plugin.js';
 
 test('describeError: the Status message of an API error in one line, else the error chain', () => {
@@ -27,9 +28,9 @@ test('isTransient: no answer, 429 and 5xx are retried; other API answers are not
 });
 
 test('usage errors in a subcommand throw CommanderError (exit 2), not process.exit(1)', () => {
-  const runs: Promise<number>[] = [];
+  const runs: Run[] = [];
   const parse = (args: string[]) => {
-    const cmd = program((p) => runs.push(p));
+    const cmd = program((run) => runs.push(run));
     cmd.configureOutput({ writeErr: () => undefined, writeOut: () => undefined });
     for (const sub of cmd.commands)
       sub.configureOutput({ writeErr: () => undefined, writeOut: () => undefined });

@@ -8,8 +8,9 @@ import { Command, Option } from 'commander';
 import { formatDuration } from '../common/contract.js';
 import { errorMessage } from '../common/errors.js';
 import { parseDuration } from '../common/options.js';
+import type { Run } from '../common/run-main.js';
 import { podView, rolloutState, type PodView } from './pod-view.js';
-import { fitWidth, line, rows, table } from './render.js';
+import { fitWidth, line, rows, table, type Row } from './render.js';
 import {
   daemonSetTarget,
   deploymentTarget,
@@ -139,6 +140,36 @@ async function beforeDeadline<T>(p: Promise<T>, deadline: number): Promise<T | t
   }
 }
 
+/**
+ * Shows each read of a rollout: on a terminal the table redrawn in place, else only the header
+ * and the lines that changed since the last read.
+ */
+function rolloutDisplay(tty: boolean): (header: string, rs: Row[]) => void {
+  let drawn = 0;
+  let lastHeader = '';
+  const seen = new Map<string, string>();
+  return (header, rs) => {
+    if (tty) {
+      const text = fitWidth(
+        rs.length === 0 ? header : `${header}\n${table(rs, true)}`,
+        process.stdout.columns,
+      );
+      if (drawn > 0) process.stdout.write(`\x1b[${drawn}A\x1b[J`);
+      process.stdout.write(`${text}\n`);
+      drawn = text.split('\n').length;
+    } else {
+      if (header !== lastHeader) process.stdout.write(`${header}\n`);
+      for (const r of rs) {
+        const key = `${r.pod} ${r.image}`;
+        const l = line(r);
+        if (seen.get(key) !== l) process.stdout.write(`${l}\n`);
+        seen.set(key, l);
+      }
+    }
+    lastHeader = header;
+  };
+}
+
 async function rollout(
   g: Global,
   workload: Workload,
@@ -147,13 +178,10 @@ async function rollout(
 ): Promise<number> {
   const kc = kubeConfig(g);
   const ns = namespaceOf(kc, g);
-  const tty = process.stdout.isTTY;
+  const show = rolloutDisplay(process.stdout.isTTY);
   const name = `${workload.kind}/${workload.name}`;
   const deadline = Date.now() + timeoutMs;
-  let drawn = 0;
-  let lastHeader = '';
   let lastWarning = '';
-  const seen = new Map<string, string>();
   const timedOut = () => {
     process.stderr.write(
       `error: timed out after ${formatDuration(timeoutMs / 1000)} waiting for the images of ${name}\n`,
@@ -170,29 +198,12 @@ async function rollout(
       lastWarning = w;
     } else {
       const { target, views } = read;
-      const header =
+      show(
         target.state === 'pending'
           ? `${name}: ${target.why}`
-          : `${name}: ${views.length}/${target.expected} pods`;
-      const rs = rows(views);
-      if (tty) {
-        const text = fitWidth(
-          rs.length === 0 ? header : `${header}\n${table(rs, true)}`,
-          process.stdout.columns,
-        );
-        if (drawn > 0) process.stdout.write(`\x1b[${drawn}A\x1b[J`);
-        process.stdout.write(`${text}\n`);
-        drawn = text.split('\n').length;
-      } else {
-        if (header !== lastHeader) process.stdout.write(`${header}\n`);
-        for (const r of rs) {
-          const key = `${r.pod} ${r.image}`;
-          const l = line(r);
-          if (seen.get(key) !== l) process.stdout.write(`${l}\n`);
-          seen.set(key, l);
-        }
-      }
-      lastHeader = header;
+          : `${name}: ${views.length}/${target.expected} pods`,
+        rows(views),
+      );
       if (target.state === 'ready') {
         const st = rolloutState(views, target.expected);
         if (st.state === 'done') {
@@ -222,10 +233,11 @@ async function pods(g: Global, selector: string, all: boolean): Promise<number> 
 }
 
 /**
- * The plugin's command line. `run` gets each command's outcome (an exit code). Usage errors
- * throw commander's CommanderError from parse() (exitOverride, inherited by the subcommands).
+ * The plugin's command line. `select` gets what the command runs (resolving to its exit code);
+ * nothing runs while the line is parsed. Usage errors throw commander's CommanderError from
+ * parse() (exitOverride, inherited by the subcommands).
  */
-export function program(run: (p: Promise<number>) => void): Command {
+export function program(select: (run: Run) => void): Command {
   const cmd = new Command('kubectl-pulltrace')
     .description('image-pull progress of pods, from what pulltrace writes on them')
     .exitOverride()
@@ -251,7 +263,7 @@ export function program(run: (p: Promise<number>) => void): Command {
         .argParser(parseDuration),
     )
     .action((w: Workload, o: { timeout: number; interval: number }) => {
-      run(rollout(cmd.opts<Global>(), w, o.timeout, Math.max(100, o.interval)));
+      select(() => rollout(cmd.opts<Global>(), w, o.timeout, Math.max(100, o.interval)));
     });
   cmd
     .command('pods')
@@ -259,7 +271,7 @@ export function program(run: (p: Promise<number>) => void): Command {
     .option('-l, --selector <selector>', 'label selector (default: all pods)', '')
     .option('-A, --all-namespaces', 'all namespaces', false)
     .action((o: { selector: string; allNamespaces: boolean }) => {
-      run(pods(cmd.opts<Global>(), o.selector, o.allNamespaces));
+      select(() => pods(cmd.opts<Global>(), o.selector, o.allNamespaces));
     });
   return cmd;
 }

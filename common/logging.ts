@@ -4,6 +4,12 @@ import type { LogLevel } from './options.js';
 
 export type { Logger };
 
+/** The `log` slice of a program's config. */
+export interface LogConfig {
+  /** Least level written (--log-level). Default info. */
+  level: LogLevel;
+}
+
 export function createLogger(name: string, level: LogLevel, destination?: DestinationStream): Logger {
   return pino(
     {

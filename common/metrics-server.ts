@@ -12,8 +12,13 @@ export interface MetricsServer {
   close(): Promise<void>;
 }
 
-export interface MetricsServerOptions {
+/** The `metrics` slice of a program's config. */
+export interface MetricsConfig {
+  /** Plain-HTTP listener for /metrics, /healthz and /readyz (--metrics-listen). */
   listen: HostPort;
+}
+
+export interface MetricsServerOptions extends MetricsConfig {
   registry: Registry;
   /** Why the process is not ready, or null when it is. */
   notReady: () => string | null;

@@ -2,7 +2,7 @@
 // node (e.g. `kubectl debug node/N` or `kubectl exec` into the agent) and in scripts.
 import { formatDuration, IMAGE_STATUS_FIELDS, type ImagePullStatus } from '../common/contract.js';
 import { alignColumns, formatBytes, formatBytesPair, formatRate, progressBar } from '../common/format.js';
-import type { PullsCommandConfig } from './config.js';
+import type { PullsConfig } from './config.js';
 import type { ContainerdSource } from './containerd/source.js';
 import { PullTracker } from './tracker/tracker.js';
 import type { TrackerSnapshot } from './tracker/types.js';
@@ -45,19 +45,11 @@ export interface PullsIo {
  * and returns. With --watch: prints whenever a pull changes, until interrupted.
  * Rejects if containerd cannot be read.
  */
-export async function runPulls(
-  config: PullsCommandConfig,
-  source: ContainerdSource,
-  io: PullsIo,
-): Promise<void> {
-  const tracker = new PullTracker({
-    source,
-    pollIntervalMs: config.pollIntervalMs,
-    snapshotter: config.snapshotter,
-  });
+export async function runPulls(config: PullsConfig, source: ContainerdSource, io: PullsIo): Promise<void> {
+  const tracker = new PullTracker({ ...config.tracker, source, snapshotter: config.containerd.snapshotter });
   const last = new Map<string, string>();
   const print = (snap: TrackerSnapshot) => {
-    if (config.json) {
+    if (config.output.json) {
       // One line per image whose status changed since the last print.
       for (const p of snap.pulls) {
         const l = jsonLine(p.status);
@@ -65,7 +57,7 @@ export async function runPulls(
         last.set(p.key, l);
         io.out(`${l}\n`);
       }
-    } else if (config.watch && io.isTTY) {
+    } else if (config.output.watch && io.isTTY) {
       io.out(`\x1b[H\x1b[2J${pullsTable(snap, true)}\n`);
     } else {
       io.out(`${pullsTable(snap, io.isTTY)}\n`);
@@ -76,7 +68,7 @@ export async function runPulls(
     if (tracker.lastError !== null) throw new Error(tracker.lastError);
   };
   await poll();
-  if (!config.watch) {
+  if (!config.output.watch) {
     // A rate needs two samples of containerd's writes, which come 1 MiB apart per layer (every
     // 4 s for a layer at 256 KiB/s): poll until every download has one, for at most 5 s; a
     // download slower than that is printed without a rate.
@@ -84,7 +76,7 @@ export async function runPulls(
     const rateless = () =>
       tracker.snapshot().pulls.some((p) => p.status.phase === 'Downloading' && p.status.bytesPerSecond === 0);
     do {
-      await new Promise((r) => setTimeout(r, config.pollIntervalMs));
+      await new Promise((r) => setTimeout(r, config.tracker.pollIntervalMs));
       await poll();
     } while (rateless() && Date.now() < end);
     print(tracker.snapshot());

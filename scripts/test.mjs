@@ -23,8 +23,9 @@ const ROOTS = [
   'charts',
   'docs',
 ];
-// Tests under these folders need the real test environment (containerd, registry, kubectl).
-const ENV_DIRS = ['e2e/', 'node-agent/integration/'];
+// Tests under these folders need the real test environment (containerd, registry, kubectl, and
+// the Kubernetes parts and helm built by e2e/env/build-kube.sh).
+const ENV_DIRS = ['e2e/', 'node-agent/integration/', 'charts/'];
 
 function walk(dir, out) {
   if (!existsSync(dir)) return out;

@@ -30,6 +30,7 @@ export type SourceMethod =
   | 'listContent'
   | 'readBlob'
   | 'listImages'
+  | 'getImage'
   | 'statSnapshot'
   | 'listLeases'
   | 'listLeaseResources'
@@ -555,6 +556,13 @@ export class FakeContainerdSource implements ContainerdSource {
     } catch (e) {
       return Promise.reject(e instanceof Error ? e : new Error(String(e)));
     }
+  }
+
+  getImage(name: string): Promise<ImageRecord | null> {
+    const err = this.gate('getImage');
+    if (err !== null) return Promise.reject(err);
+    const i = this.images.get(name);
+    return Promise.resolve(i === undefined ? null : copyImage(i));
   }
 
   statSnapshot(snapshotter: string, key: string): Promise<SnapshotInfo | null> {

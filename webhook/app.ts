@@ -9,9 +9,13 @@ import { BadReviewError, admit, mutatePod, type Decision, type MutateOptions } f
 /** The API server sends at most 3 MiB objects (etcd's limit is 1.5 MiB): more is not a review. */
 export const BODY_LIMIT = 3 * 1024 * 1024;
 
+/** What buildApp needs. */
 export interface AppOptions {
+  /** The root logger; fastify makes a child per request (used for faults only). */
   logger: Logger;
+  /** Where each answered review is counted and timed. */
   metrics: WebhookMetrics;
+  /** The admission's settings (readiness-gate namespaces). */
   mutate: MutateOptions;
   /** Serve HTTPS with this pair; plain HTTP (tests with inject) when absent. */
   tls?: KeyPair;
@@ -44,9 +48,9 @@ function clientError(err: FastifyError): ErrorBody {
 
 /**
  * The 200 answer, so fastify serialises it with fast-json-stringify instead of JSON.stringify
- * (0.4 µs instead of 0.7 µs a request). It lists every field of AdmissionReviewResponse: a
- * field missing here would be dropped silently, which app.test.ts guards against by comparing
- * the served body with admit()'s.
+ * (cheaper per request: docs/benchmarks.md, "Where the webhook's time goes"). It lists every
+ * field of AdmissionReviewResponse: a field missing here would be dropped silently, which
+ * app.test.ts guards against by comparing the served body with admit()'s.
  */
 const REVIEW_RESPONSE_SCHEMA = {
   type: 'object',
@@ -85,6 +89,13 @@ function secondsSince(start: bigint): number {
   return Number(process.hrtime.bigint() - start) / 1e9;
 }
 
+/**
+ * The webhook's fastify app, not yet listening (tests call `inject()`; main.ts calls `listen`).
+ * Routes: POST /mutate (an AdmissionReview in, an AdmissionReview out: 200 with the decision;
+ * 400/413/415 with an ErrorBody `{ code, message }` of a PT_ADMISSION_* code for a body that is
+ * not a usable review; 500 PT_ADMISSION_INTERNAL for a fault outside admit()), GET /healthz,
+ * GET /readyz (503 once closing), GET /metrics. HTTPS (TLS ≥ 1.2) when `tls` is given.
+ */
 export function buildApp(opts: AppOptions): FastifyInstance {
   const app = Fastify({
     loggerInstance: opts.logger,
@@ -92,8 +103,8 @@ export function buildApp(opts: AppOptions): FastifyInstance {
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: BODY_LIMIT,
     // Parse bodies with plain JSON.parse (still a 400 for invalid JSON) instead of also
-    // scanning the 8 KB text twice with secure-json-parse's __proto__/constructor regexes
-    // (1.2 µs a request). Those guard code that merges parsed objects into others by
+    // scanning the text twice with secure-json-parse's __proto__/constructor regexes (their
+    // cost: docs/benchmarks.md, "Where the webhook's time goes"). Those guard code that merges parsed objects into others by
     // assignment, where a "__proto__" key would replace a prototype. Nothing here does:
     // admit() only reads the review, and the one object it builds from it, the new labels, is
     // made by spread, which copies a "__proto__" key as an ordinary own property. app.test.ts

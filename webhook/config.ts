@@ -1,80 +1,107 @@
-// The webhook's options: flags with PULLTRACE_* env equivalents, parsed once, validated.
-import { Command } from 'commander';
+// The webhook's configuration: one typed object shaped like the chart's `webhook` values, each
+// slice the very type the component it configures takes. Read once from flags and PULLTRACE_*
+// env vars (common/options.ts), every bad field reported at once.
+import { Command, type OptionValues } from 'commander';
+import type { LogConfig } from '../common/logging.js';
+import type { MetricsConfig } from '../common/metrics-server.js';
 import {
-  logLevelOption,
-  option,
-  parseDuration,
+  LOG_LEVEL_FIELD,
+  addFields,
+  durationParser,
   parseHostPort,
   parseList,
+  parseText,
+  readFields,
+  type Fields,
   type HostPort,
-  type LogLevel,
+  type SourceOf,
 } from '../common/options.js';
+import type { MutateOptions } from './mutate.js';
+import type { CertFiles } from './tls.js';
 
-export interface WebhookConfig {
+/** The admission server's own listener. */
+export interface ServerConfig {
+  /** HTTPS listener for /mutate, /healthz, /readyz (--listen). Default 0.0.0.0:8443. */
   listen: HostPort;
-  tlsCert: string;
-  tlsKey: string;
-  metricsListen: HostPort;
-  readinessGateNamespaces: string[];
-  certReloadIntervalMs: number;
-  logLevel: LogLevel;
 }
 
+/** Everything the webhook is told; docs/configuration.md documents each flag. */
+export interface WebhookConfig {
+  /** Where admission requests are served. */
+  server: ServerConfig;
+  /** The serving certificate and key files, polled for renewals: CertWatcher's own settings. */
+  tls: CertFiles;
+  /** The admission's settings, handed to admit() as they are. */
+  mutate: MutateOptions;
+  /** The plain-HTTP side server: /metrics and the probes. Default listen 0.0.0.0:9090. */
+  metrics: MetricsConfig;
+  /** Default level info. */
+  log: LogConfig;
+}
+
+/** Every flag of the webhook, where its value goes, its default and its parser. */
+export const WEBHOOK_FIELDS: Fields<WebhookConfig> = {
+  server: {
+    listen: {
+      flags: '--listen <host:port>',
+      help: 'HTTPS listener for /mutate, /healthz, /readyz',
+      default: '0.0.0.0:8443',
+      parse: parseHostPort,
+    },
+  },
+  tls: {
+    certPath: {
+      flags: '--tls-cert <path>',
+      help: 'serving certificate (PEM); reloaded when it changes (required)',
+      parse: parseText,
+    },
+    keyPath: {
+      flags: '--tls-key <path>',
+      help: 'serving key (PEM); reloaded when it changes (required)',
+      parse: parseText,
+    },
+    reloadIntervalMs: {
+      flags: '--cert-reload-interval <duration>',
+      help: 'how often to check the certificate files for changes (at least 100ms)',
+      default: '10s',
+      parse: durationParser(100, '100ms'),
+    },
+  },
+  mutate: {
+    readinessGateNamespaces: {
+      flags: '--readiness-gate-namespaces <list>',
+      help: 'comma-separated namespaces whose pods all get the readiness gate',
+      default: '',
+      defaultText: 'none',
+      parse: (text) => new Set(parseList(text)),
+    },
+  },
+  metrics: {
+    listen: {
+      flags: '--metrics-listen <host:port>',
+      help: 'plain-HTTP listener for /metrics, /healthz, /readyz',
+      default: '0.0.0.0:9090',
+      parse: parseHostPort,
+    },
+  },
+  log: { level: LOG_LEVEL_FIELD },
+};
+
+/** The webhook's command line: every flag with its PULLTRACE_* env var and default. */
 export function webhookCommand(): Command {
-  return new Command('pulltrace-webhook')
-    .description(
+  return addFields(
+    new Command('pulltrace-webhook').description(
       'Mutating admission webhook of pulltrace: labels new pods for tracking and adds the opt-in ' +
         'pulltrace.io/ImagesPulled readiness gate. Never blocks a pod.',
-    )
-    .addOption(
-      option('--listen <host:port>', 'HTTPS listener for /mutate, /healthz, /readyz')
-        .default(parseHostPort('0.0.0.0:8443'), '0.0.0.0:8443')
-        .argParser(parseHostPort),
-    )
-    .addOption(option('--tls-cert <path>', 'serving certificate (PEM); reloaded when it changes (required)'))
-    .addOption(option('--tls-key <path>', 'serving key (PEM); reloaded when it changes (required)'))
-    .addOption(
-      option('--metrics-listen <host:port>', 'plain-HTTP listener for /metrics, /healthz, /readyz')
-        .default(parseHostPort('0.0.0.0:9090'), '0.0.0.0:9090')
-        .argParser(parseHostPort),
-    )
-    .addOption(
-      option(
-        '--readiness-gate-namespaces <list>',
-        'comma-separated namespaces whose pods all get the readiness gate',
-      )
-        .default([], 'none')
-        .argParser(parseList),
-    )
-    .addOption(
-      option('--cert-reload-interval <duration>', 'how often to check the certificate files for changes')
-        .default(10_000, '10s')
-        .argParser(parseDuration),
-    )
-    .addOption(logLevelOption());
+    ),
+    WEBHOOK_FIELDS,
+  );
 }
 
-interface RawOptions {
-  listen: HostPort;
-  tlsCert?: string;
-  tlsKey?: string;
-  metricsListen: HostPort;
-  readinessGateNamespaces: string[];
-  certReloadInterval: number;
-  logLevel: LogLevel;
-}
-
-export function webhookConfig(raw: RawOptions): WebhookConfig {
-  if (raw.tlsCert === undefined || raw.tlsCert === '') throw new Error('--tls-cert is required');
-  if (raw.tlsKey === undefined || raw.tlsKey === '') throw new Error('--tls-key is required');
-  if (raw.certReloadInterval < 100) throw new Error('--cert-reload-interval must be at least 100ms');
-  return {
-    listen: raw.listen,
-    tlsCert: raw.tlsCert,
-    tlsKey: raw.tlsKey,
-    metricsListen: raw.metricsListen,
-    readinessGateNamespaces: raw.readinessGateNamespaces,
-    certReloadIntervalMs: raw.certReloadInterval,
-    logLevel: raw.logLevel,
-  };
+/**
+ * The config from the parsed command line (`cmd.opts()`, and `cmd.getOptionValueSource` when
+ * there is a command). Throws ConfigError (PT_CONFIG_INVALID) naming every bad field.
+ */
+export function webhookConfig(values: OptionValues, sourceOf?: SourceOf): WebhookConfig {
+  return readFields<WebhookConfig>(WEBHOOK_FIELDS, values, sourceOf);
 }

@@ -41,7 +41,7 @@ test('bad options exit 2 with a clear message', () => {
   assert.match(unknown.stderr, /unknown option '--bogus'/);
   const missing = node(['--tls-key', '/x']);
   assert.equal(missing.status, 2);
-  assert.match(missing.stderr, /--tls-cert is required/);
+  assert.match(missing.stderr, /--tls-cert \(PULLTRACE_TLS_CERT\): is required/);
   const badListen = node(['--tls-cert', '/x', '--tls-key', '/y', '--listen', 'nowhere']);
   assert.equal(badListen.status, 2);
   assert.match(badListen.stderr, /HOST:PORT/);
@@ -55,6 +55,20 @@ test('bad options exit 2 with a clear message', () => {
   ]);
   assert.equal(noFile.status, 1);
   assert.match(noFile.stderr, /cannot load TLS certificate or key.*ENOENT/);
+});
+
+test('several bad options: one PT_CONFIG_INVALID naming each, one line each, exit 2', () => {
+  const r = node(['--listen', 'nowhere', '--cert-reload-interval', 'soon'], {
+    PULLTRACE_TLS_CERT: '',
+    PULLTRACE_LOG_LEVEL: 'loud',
+  });
+  assert.equal(r.status, 2);
+  const lines = r.stderr.trimEnd().split('\n');
+  assert.equal(lines[0], 'pulltrace-webhook: PT_CONFIG_INVALID invalid configuration, 5 bad fields:');
+  assert.deepEqual(
+    lines.slice(1).map((l) => /^ {2}(--[a-z-]+) \(PULLTRACE_[A-Z_]+\): /.exec(l)?.[1]),
+    ['--listen', '--tls-cert', '--tls-key', '--cert-reload-interval', '--log-level'],
+  );
 });
 
 test('serves over TLS with options from env vars and stops cleanly on SIGTERM', async (t) => {

@@ -3,11 +3,19 @@
 import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { Outcome } from './mutate.js';
 
+/** The webhook's metrics and how the app feeds them. */
 export interface WebhookMetrics {
+  /** Served on /metrics (app and side server). */
   registry: Registry;
+  /** Counts one answered request and its duration in seconds. */
   observe(outcome: Outcome, seconds: number): void;
 }
 
+/**
+ * A fresh registry with pulltrace_webhook_requests_total{outcome},
+ * pulltrace_webhook_request_duration_seconds{outcome} and pulltrace_webhook_patches_total;
+ * with `processMetrics`, Node's default metrics too, prefixed pulltrace_webhook_.
+ */
 export function createWebhookMetrics(opts: { processMetrics: boolean }): WebhookMetrics {
   const registry = new Registry();
   if (opts.processMetrics) collectDefaultMetrics({ register: registry, prefix: 'pulltrace_webhook_' });

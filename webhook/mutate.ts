@@ -14,9 +14,12 @@ import {
 
 const { compare } = fastJsonPatch;
 
+/** A JSON object as parsed (a pod, its metadata, a view of it). */
 export type JsonObject = Record<string, unknown>;
 
+/** The `request` of an admission.k8s.io/v1 AdmissionReview, as far as the webhook reads it. */
 export interface AdmissionRequest {
+  /** Echoed in the response (required). */
   uid: string;
   kind?: { group?: string; version?: string; kind?: string };
   resource?: { group?: string; version?: string; resource?: string };
@@ -24,23 +27,30 @@ export interface AdmissionRequest {
   namespace?: string;
   operation?: string;
   dryRun?: boolean;
+  /** The object being admitted: the Pod for a pod CREATE. */
   object?: unknown;
 }
 
+/** The webhook's answer: always allowed (it never blocks a pod). */
 export interface AdmissionResponse {
   uid: string;
   allowed: true;
+  /** Present only with `patch`. */
   patchType?: 'JSONPatch';
+  /** Base64 of the JSON Patch (RFC 6902) array; absent when nothing changes. */
   patch?: string;
+  /** Shown by kubectl; set only when the mutation failed and the pod was admitted untracked. */
   warnings?: string[];
 }
 
+/** The AdmissionReview sent back. */
 export interface AdmissionReviewResponse {
   apiVersion: 'admission.k8s.io/v1';
   kind: 'AdmissionReview';
   response: AdmissionResponse;
 }
 
+/** The admission's settings (the webhook's --readiness-gate-namespaces). */
 export interface MutateOptions {
   /** Pods in these namespaces all get the readiness gate. */
   readinessGateNamespaces: ReadonlySet<string>;
@@ -49,8 +59,10 @@ export interface MutateOptions {
 /** What happened, for metrics and logs. */
 export type Outcome = 'patched' | 'unchanged' | 'opted_out' | 'skipped' | 'error' | 'bad_request';
 
+/** admit()'s answer: the review to send back and what happened. */
 export interface Decision {
   review: AdmissionReviewResponse;
+  /** The pulltrace_webhook_requests_total `outcome` label. */
   outcome: Outcome;
   /** The fault behind outcome 'error', for the log. */
   error?: unknown;
@@ -95,8 +107,8 @@ function annotationsOf(meta: JsonObject): JsonObject {
  *
  * The containers (`view`, `view.metadata`, `view.spec`) are new objects but the labels and
  * gates are the pod's own, not copies: compare() only reads them, and mutatePod replaces them
- * with new objects instead of changing them. Copying them (structuredClone, 1.3 µs each, twice
- * a request) was a measurable share of admit(); see docs/benchmarks.md.
+ * with new objects instead of changing them. Copying them (structuredClone, twice a request)
+ * was a measurable share of admit(): docs/benchmarks.md, "Where the webhook's time goes".
  */
 export function mutableView(pod: JsonObject): JsonObject {
   const view: JsonObject = {};

@@ -95,7 +95,7 @@ test('serves admission over TLS 1.2+ and swaps a rotated certificate without dro
   const watcher = new CertWatcher(pair, {
     certPath: certs.cert,
     keyPath: certs.key,
-    intervalMs: 60_000,
+    reloadIntervalMs: 60_000,
     logger,
     onChange: (next) => (app.server as Server).setSecureContext({ cert: next.cert, key: next.key }),
   });

@@ -7,11 +7,16 @@ import { createSecureContext, type SecureContext } from 'node:tls';
 import { PulltraceError } from '../common/errors.js';
 import type { Logger } from '../common/logging.js';
 
+/** A serving certificate (chain) and its private key, PEM. */
 export interface KeyPair {
   cert: Buffer;
   key: Buffer;
 }
 
+/**
+ * Reads the pair from its files and checks that it loads as a TLS context (both parse, the key
+ * matches the certificate). Rejects with PulltraceError PT_TLS_LOAD, the cause attached.
+ */
 export async function readKeyPair(certPath: string, keyPath: string): Promise<KeyPair> {
   try {
     const [cert, key] = await Promise.all([readFile(certPath), readFile(keyPath)]);
@@ -23,10 +28,18 @@ export async function readKeyPair(certPath: string, keyPath: string): Promise<Ke
   }
 }
 
-export interface CertWatcherOptions {
+/** The serving pair's files and how often they are polled: the webhook's `tls` config. */
+export interface CertFiles {
+  /** Serving certificate, PEM, the chain allowed (--tls-cert). Required. */
   certPath: string;
+  /** Its private key, PEM (--tls-key). Required. */
   keyPath: string;
-  intervalMs: number;
+  /** Time between two polls, milliseconds (--cert-reload-interval). Default 10 000, at least 100. */
+  reloadIntervalMs: number;
+}
+
+/** What a CertWatcher polls, how often, and whom it tells. */
+export interface CertWatcherOptions extends CertFiles {
   logger: Logger;
   /** Called with each new valid pair. */
   onChange: (pair: KeyPair, context: SecureContext) => void;
@@ -37,7 +50,9 @@ export class CertWatcher {
   private current: KeyPair;
   private timer: NodeJS.Timeout | null = null;
   private polling = false;
+  /** New pairs swapped in so far. */
   reloads = 0;
+  /** Polls that could not read the files, or read a pair that does not load. */
   failures = 0;
 
   constructor(
@@ -47,11 +62,13 @@ export class CertWatcher {
     this.current = initial;
   }
 
+  /** Polls every `reloadIntervalMs` until stop(); the timer does not keep the process alive. */
   start(): void {
-    this.timer = setInterval(() => void this.check(), this.opts.intervalMs);
+    this.timer = setInterval(() => void this.check(), this.opts.reloadIntervalMs);
     this.timer.unref();
   }
 
+  /** Stops polling. */
   stop(): void {
     if (this.timer !== null) clearInterval(this.timer);
     this.timer = null;

@@ -63,6 +63,14 @@ before(async () => {
   });
   const r = await k.run(['apply', '-f', '-'], { input: rendered });
   assert.equal(r.code, 0, r.stderr);
+  // Not yet scheduled: no node may write it.
+  await admin.createNamespacedPod({
+    namespace: 'apps',
+    body: {
+      metadata: { name: 'unscheduled' },
+      spec: { containers: [{ name: 'app', image: 'registry.test/team/app:1' }] },
+    },
+  });
   for (const node of ['node-a', 'node-b']) {
     await admin.createNamespacedPod({
       namespace: 'apps',
@@ -141,6 +149,16 @@ test("one node's agent writes its own node's pods and is refused on another node
     ),
     (err: unknown) => statusCode(err) === 403,
   );
+  // A pod not yet bound to a node: refused too.
+  await assert.rejects(
+    a.api.patchNamespacedPodStatus(
+      { name: 'unscheduled', namespace: 'apps', body: { status: { conditions: [condition] } } },
+      STRATEGIC,
+    ),
+    (err: unknown) =>
+      statusCode(err) === 403 &&
+      /may only change pods bound to that node/.test(String((err as ApiException<unknown>).body)),
+  );
   // node-b's agent: the other way round.
   const b = await agentFor('node-b');
   await b.api.patchNamespacedPodStatus(
@@ -185,4 +203,26 @@ test('kubectl auth can-i: the agent may patch pods and pods/status, and may not 
   } finally {
     ka.cleanup();
   }
+});
+
+test('the policy binds only the agent: another ServiceAccount with the same role, and the admin, are not matched', async () => {
+  // Same ClusterRole, token bound to node-a: RBAC allows it, and the policy does not apply.
+  await admin.createNamespacedServiceAccount({ namespace: NS, body: { metadata: { name: 'other' } } });
+  const rb = await k.run([
+    'create',
+    'clusterrolebinding',
+    'other-agent-role',
+    `--clusterrole=${AGENT_SA}`,
+    `--serviceaccount=${NS}:other`,
+  ]);
+  assert.equal(rb.code, 0, rb.stderr);
+  const tok = await nodeBoundToken(cluster, { namespace: NS, serviceAccount: 'other', nodeName: 'node-a' });
+  await client(tok.kubeconfigPath).patchNamespacedPodStatus(
+    { name: 'app-on-node-b', namespace: 'apps', body: { status: { conditions: [condition] } } },
+    STRATEGIC,
+  );
+  await admin.patchNamespacedPodStatus(
+    { name: 'app-on-node-b', namespace: 'apps', body: { status: { conditions: [condition] } } },
+    STRATEGIC,
+  );
 });

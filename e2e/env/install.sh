@@ -20,7 +20,8 @@ if [ ${#need[@]} -eq 0 ]; then
   # containerd 1.7 and 2.1 for the runtime matrix (Debian packages, unpacked into a cache),
   # then the real Kubernetes parts and helm, built from Go modules (cached after the first run).
   bash "$here/install-containerd.sh"
-  exec bash "$here/build-kube.sh"
+  bash "$here/build-kube.sh"
+  exec bash "$here/build-cert-manager.sh"
 fi
 if [ "$(id -u)" != 0 ]; then
   echo "test environment: missing ${need[*]}; install them as root (apt-get install ${need[*]})" >&2
@@ -35,4 +36,5 @@ for c in containerd runc docker-registry skopeo openssl; do
 done
 echo "test environment: installed ${need[*]}"
 bash "$here/install-containerd.sh"
-exec bash "$here/build-kube.sh"
+bash "$here/build-kube.sh"
+exec bash "$here/build-cert-manager.sh"

@@ -12,19 +12,28 @@ const TOPIC_TYPES = {
   '/images/delete': 'ImageDelete',
 } as const;
 
+/** The event topics the tracker uses: image records made, changed, deleted. */
 export type KnownTopic = keyof typeof TOPIC_TYPES;
+/** KnownTopic's values, for the subscription's filters. */
 export const KNOWN_TOPICS = Object.keys(TOPIC_TYPES) as KnownTopic[];
 
+/** An events.v1 Envelope as grpc-js decodes it. */
 export interface Envelope {
   topic: string;
   namespace: string;
+  /** The envelope's timestamp (containerd's clock). */
   at: Date;
   /** google.protobuf.Any */
   event: { type_url?: string; value?: Uint8Array } | null;
 }
 
+/** An event, or why an envelope is not one the tracker uses. */
 export type Decoded = { ok: true; event: ContainerdEvent } | { ok: false; reason: string };
 
+/**
+ * Pure: the event an envelope carries, for the known topics only; an unknown topic, a payload
+ * of another type, or bytes that do not decode give `{ ok: false, reason }`. Never throws.
+ */
 export function decodeEnvelope(env: Envelope): Decoded {
   const typeName = (TOPIC_TYPES as Record<string, string | undefined>)[env.topic];
   if (typeName === undefined) return { ok: false, reason: `unknown topic ${env.topic}` };

@@ -18,10 +18,13 @@ import type {
   SnapshotInfo,
 } from './source.js';
 
+/** Where and how to reach containerd. */
 export interface GrpcSourceOptions {
+  /** containerd's socket: "/run/containerd/containerd.sock" or "unix:///…" (throws otherwise). */
   address: string;
+  /** containerd namespace; default "k8s.io" (the kubelet's). */
   namespace?: string;
-  /** Deadline of each unary call. */
+  /** Deadline of each call (List and Read streams included, not the event stream), ms; default 10 000. */
   callTimeoutMs?: number;
   /** Called for events whose payload could not be decoded (logged by the caller). */
   onBadEvent?: (reason: string) => void;
@@ -69,12 +72,41 @@ function info(raw: RawInfo): ContentInfo {
   };
 }
 
+interface RawImage {
+  name: string;
+  labels?: Record<string, string>;
+  target?: { media_type: string; digest: string; size: string };
+  created_at?: Timestamp;
+  updated_at?: Timestamp;
+}
+
+function image(i: RawImage): ImageRecord {
+  return {
+    name: i.name,
+    labels: i.labels ?? {},
+    target: {
+      mediaType: i.target?.media_type ?? '',
+      digest: i.target?.digest ?? '',
+      size: toSafeNumber(i.target?.size ?? 0, `size of ${i.name}`),
+    },
+    createdAt: toDate(i.created_at),
+    updatedAt: toDate(i.updated_at),
+  };
+}
+
 const SNAPSHOT_KINDS: Record<string, SnapshotInfo['kind']> = {
   VIEW: 'view',
   ACTIVE: 'active',
   COMMITTED: 'committed',
 };
 
+/**
+ * The ContainerdSource over containerd's gRPC API (content, images, events, snapshots, leases
+ * services on one channel), with the namespace in the `containerd-namespace` metadata of every
+ * call. gRPC UNAVAILABLE, DEADLINE_EXCEEDED and CANCELLED become PT_CONTAINERD_UNAVAILABLE,
+ * other failures PT_CONTAINERD_BAD_DATA. The constructor throws for an address that is not a
+ * unix socket; the connection itself is made lazily by grpc-js.
+ */
 export class GrpcContainerdSource implements ContainerdSource {
   private readonly clients: Record<'content' | 'images' | 'events' | 'snapshots' | 'leases', grpc.Client>;
   private readonly namespace: string;
@@ -214,28 +246,20 @@ export class GrpcContainerdSource implements ContainerdSource {
 
   async listImages(filters: string[] = []): Promise<ImageRecord[]> {
     try {
-      const res = await this.unary<{
-        images: {
-          name: string;
-          labels?: Record<string, string>;
-          target?: { media_type: string; digest: string; size: string };
-          created_at?: Timestamp;
-          updated_at?: Timestamp;
-        }[];
-      }>(this.clients.images, 'List', { filters });
-      return res.images.map((i) => ({
-        name: i.name,
-        labels: i.labels ?? {},
-        target: {
-          mediaType: i.target?.media_type ?? '',
-          digest: i.target?.digest ?? '',
-          size: toSafeNumber(i.target?.size ?? 0, `size of ${i.name}`),
-        },
-        createdAt: toDate(i.created_at),
-        updatedAt: toDate(i.updated_at),
-      }));
+      const res = await this.unary<{ images: RawImage[] }>(this.clients.images, 'List', { filters });
+      return res.images.map(image);
     } catch (err) {
       throw wrap(err, 'Images.List');
+    }
+  }
+
+  async getImage(name: string): Promise<ImageRecord | null> {
+    try {
+      const res = await this.unary<{ image: RawImage }>(this.clients.images, 'Get', { name });
+      return image(res.image);
+    } catch (err) {
+      if ((err as Partial<grpc.ServiceError>).code === grpc.status.NOT_FOUND) return null;
+      throw wrap(err, `Images.Get ${name}`);
     }
   }
 

@@ -4,6 +4,7 @@ import { fileURLToPath } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 
+/** Where the .proto files are (node-agent/proto/, or dist/node-agent/proto/ in the image). */
 export const PROTO_DIR = fileURLToPath(new URL('../proto/', import.meta.url));
 
 const LOAD_OPTIONS: protoLoader.Options = {
@@ -30,6 +31,7 @@ export function service(file: string, path: string[], includeDirs: string[] = [P
 type ServiceName = 'content' | 'images' | 'events' | 'snapshots' | 'leases';
 let cache: Record<ServiceName, ServiceCtor> | null = null;
 
+/** The five containerd services the agent calls, loaded once. */
 export function services(): Record<ServiceName, ServiceCtor> {
   cache ??= {
     content: service('content.proto', ['containerd', 'services', 'content', 'v1', 'Content']),
@@ -55,11 +57,13 @@ export function toSafeNumber(v: unknown, what: string): number {
   return n;
 }
 
+/** A google.protobuf.Timestamp as decoded (int64 seconds as a string). */
 export interface Timestamp {
   seconds?: string | number;
   nanos?: number;
 }
 
+/** A protobuf timestamp as a Date (ms precision); null when absent or zero (containerd's "not set"). */
 export function toDate(t: Timestamp | null | undefined): Date | null {
   if (t === null || t === undefined) return null;
   const s = Number(t.seconds ?? 0);

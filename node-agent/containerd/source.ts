@@ -117,8 +117,13 @@ export interface ContainerdSource {
    * store cannot make the agent read gigabytes.
    */
   readBlob(digest: string, maxBytes: number): Promise<Buffer>;
-  /** Image records matching any of the filters (Images/List); all with none. */
+  /**
+   * Image records matching any of the filters (Images/List); all with none. containerd walks
+   * every record to answer, whatever the filters: on a node with many images prefer getImage.
+   */
   listImages(filters?: string[]): Promise<ImageRecord[]>;
+  /** One image record by name (Images/Get: a direct look-up), or null when there is none. */
+  getImage(name: string): Promise<ImageRecord | null>;
   /** A snapshot by key (Snapshots/Stat; a committed layer's key is its chain ID), or null if there is none. */
   statSnapshot(snapshotter: string, key: string): Promise<SnapshotInfo | null>;
   /** The leases in the namespace (Leases/List; a handful: one per pull or task in progress). */

@@ -15,7 +15,7 @@ import { MB, cached, imageStatus, pulled, resolving } from '../../test-support/p
 
 const NGINX = 'docker.io/library/nginx:1.27';
 const BUSYBOX = 'docker.io/library/busybox:1.36';
-const OPTS = { stallAfterMs: 30_000, slowRate: 100_000 };
+const OPTS = { stallAfterMs: 30_000, slowRateBytesPerSecond: 100_000 };
 
 test('each transition is reported once (table over a pod timeline)', () => {
   const stalled = imageStatus({ phase: 'Stalled', bytesPerSecond: 0, etaSeconds: null });

@@ -15,6 +15,7 @@ import {
   type ImagePullStatus,
 } from '../../common/contract.js';
 import { formatBytes, formatBytesPair, formatRate, keepEnds } from '../../common/format.js';
+import type { TrackerSettings } from '../tracker/types.js';
 import type { PodProgress } from './pod-progress.js';
 import { shortImage, truncate } from './text.js';
 
@@ -48,14 +49,16 @@ export interface PodEvent {
   image: string | null;
 }
 
+/**
+ * The thresholds the events' messages quote: the agent's `tracker` config (--stall-after in
+ * milliseconds, --slow-rate in bytes per second, 0 when off).
+ */
+export type EventThresholds = Pick<TrackerSettings, 'stallAfterMs' | 'slowRateBytesPerSecond'>;
+
 /** What eventTransitions needs besides the pod's view. */
-export interface EventOptions {
+export interface EventOptions extends EventThresholds {
   /** Images the tracker flags slow (TrackedPull.slow), by normalised name. */
   slowImages?: ReadonlySet<string>;
-  /** --stall-after in milliseconds, for the message. */
-  stallAfterMs: number;
-  /** --slow-rate in bytes per second, for the message; 0 when off. */
-  slowRate: number;
 }
 
 function figures(i: ImagePullStatus): string {
@@ -132,7 +135,7 @@ export function eventTransitions(
     reason: EVENT_PULL_SLOW,
     image: i.image,
     message: truncate(
-      `pulling ${name(i)} at ${formatRate(i.bytesPerSecond)}, below ${formatRate(opts.slowRate)} for ` +
+      `pulling ${name(i)} at ${formatRate(i.bytesPerSecond)}, below ${formatRate(opts.slowRateBytesPerSecond)} for ` +
         `${formatDuration(opts.stallAfterMs / 1000)} (${figures(i)})`,
       MAX_MESSAGE_LENGTH,
     ),

@@ -134,7 +134,10 @@ function checkPublished(images: ImagePullStatus[], where: string, oneLine = fals
   checkMessage(s.condition.message, `${where}: condition`, oneLine);
   assert.equal(s.condition.reason, p.phase);
 
-  const { events } = eventTransitions(emptyEventMemory(), p, { stallAfterMs: 30_000, slowRate: 1e6 });
+  const { events } = eventTransitions(emptyEventMemory(), p, {
+    stallAfterMs: 30_000,
+    slowRateBytesPerSecond: 1e6,
+  });
   for (const e of events) {
     checkMessage(e.message, `${where}: event ${e.reason}`, oneLine);
     for (const name of HOSTILE_NAMES) {

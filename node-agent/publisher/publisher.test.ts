@@ -35,7 +35,8 @@ import { normalizeImageRef } from '../../common/image-ref.js';
 import type { TrackerSnapshot } from '../tracker/types.js';
 import type { PodWriter } from './kube-writer.js';
 import type { MetadataPatch, StatusPatch } from './patches.js';
-import { MAX_RETRY_MS, Publisher, type PublisherOptions, type PullView } from './publisher.js';
+import type { BudgetOptions } from './budget.js';
+import { MAX_RETRY_MS, Publisher, type PullView } from './publisher.js';
 import {
   MB,
   cached,
@@ -483,24 +484,24 @@ function assertNoObservedGeneration(p: V1Pod): void {
   assert.equal(c.observedGeneration, undefined, 'no observedGeneration on the condition');
 }
 
-const DEFAULTS = {
-  nodeName: 'node-a',
-  stallAfterMs: 30_000,
-  slowRate: 0,
-  minPatchIntervalMs: 2000,
-  apiQps: 5,
-  apiBurst: 10,
-  maxWritesPerPull: 25,
-};
+/** The agent's default budget (docs/configuration.md). */
+const BUDGET: BudgetOptions = { minPatchIntervalMs: 2000, apiQps: 5, apiBurst: 10, maxWritesPerPull: 25 };
 
-type WorldOptions = Partial<Omit<PublisherOptions, 'tracker' | 'writer' | 'clock'>>;
+type WorldOptions = Partial<BudgetOptions>;
 
 /** A publisher with its fakes, the clock, and the steps a test takes. */
 function world(over: WorldOptions = {}) {
   let now = T0;
   const api = new FakeApi(() => now);
   const tracker = new FakeTracker(() => now);
-  const pub = new Publisher({ ...DEFAULTS, ...over, tracker, writer: api, clock: () => now });
+  const pub = new Publisher({
+    nodeName: 'node-a',
+    budget: { ...BUDGET, ...over },
+    thresholds: { stallAfterMs: 30_000, slowRateBytesPerSecond: 0 },
+    tracker,
+    writer: api,
+    clock: () => now,
+  });
   /** Passes until quiet; the watch delivers the pods our writes changed, as it does for real. */
   const settle = async (): Promise<void> => {
     for (let i = 0; i < 10; i++) {
@@ -734,7 +735,7 @@ for (const [seconds, stallSpans, max] of [
     assert.equal(w.view(key).condition?.reason, 'Pulled');
     assert.equal(w.view(key).labels[LABEL_PROGRESS], '100');
     for (let i = 1; i < writes.length; i++) {
-      assert.ok((writes[i] ?? 0) - (writes[i - 1] ?? 0) >= DEFAULTS.minPatchIntervalMs, 'min interval');
+      assert.ok((writes[i] ?? 0) - (writes[i - 1] ?? 0) >= BUDGET.minPatchIntervalMs, 'min interval');
     }
     // PullStalled once per stall, whatever the number of looks during it; the summary once.
     const reasons = w.api.events.map((e) => e.reason);

@@ -8,19 +8,20 @@
 // On start-up it reads back what an earlier run wrote (previousStateOf), so a pod left showing
 // "Downloading" whose images are in gets its final state, and nothing is written twice.
 import type { V1Pod } from '@kubernetes/client-node';
-import { ANNOTATION_PROGRESS, blankStatus, isPresent, type ImagePullStatus } from '../../common/contract.js';
+import { blankStatus, isPresent, type ImagePullStatus } from '../../common/contract.js';
 import { backoffMs } from '../../common/backoff.js';
 import { errorMessage } from '../../common/errors.js';
 import type { Logger } from '../../common/logging.js';
 import { silentLogger } from '../../common/logging.js';
 import type { TrackerSnapshot } from '../tracker/types.js';
 import { WriteBudget, type BudgetOptions } from './budget.js';
-import { emptyEventMemory, eventBody, eventTransitions, type EventMemory, type PodEvent } from './events.js';
+import { eventBody, eventTransitions, type EventThresholds } from './events.js';
 import { classify, type PodWriter } from './kube-writer.js';
-import { buildPatches, previousStateOf, type PreviousState } from './patches.js';
+import { buildPatches } from './patches.js';
 import { asPresent, podImages } from './pod-images.js';
 import { nodeView, type NodeView } from './node-queue.js';
-import { podProgress, publishedState, type PodProgress, type PublishedState } from './pod-progress.js';
+import { newEntry, type PodEntry } from './pod-entry.js';
+import { podProgress, publishedState, type PodProgress } from './pod-progress.js';
 
 /** What the publisher needs of the tracker. */
 export interface PullView {
@@ -43,46 +44,23 @@ export interface PullView {
   onChange(cb: (s: TrackerSnapshot) => void): () => void;
 }
 
-/** What a Publisher is built from: the budget's limits plus its edges. */
-export interface PublisherOptions extends BudgetOptions {
+/** What a Publisher is built from: the agent's `budget` and thresholds, plus its edges. */
+export interface PublisherOptions {
   /** This node's name: events' source.host and reportingInstance. */
   nodeName: string;
   /** The tracker (PullTracker implements PullView). */
   tracker: PullView;
   /** Where writes go (KubePodWriter; a fake in tests). */
   writer: PodWriter;
-  /** --stall-after in milliseconds, for the PullStalled / PullSlow messages. */
-  stallAfterMs: number;
-  /** --slow-rate in bytes per second (0: off), for the PullSlow message. */
-  slowRate: number;
+  /** The write budget: the agent's `budget` config, whole. */
+  budget: BudgetOptions;
+  /** For the PullStalled / PullSlow messages: the agent's `tracker` config fits. */
+  thresholds: EventThresholds;
   /** Milliseconds since the epoch; default Date.now. */
   clock?: () => number;
   logger?: Logger;
   /** How often due pods are looked at (default 250 ms). */
   tickMs?: number;
-}
-
-interface PodEntry {
-  key: string;
-  pod: V1Pod;
-  images: string[];
-  /** Each image's pull policy for this pod. */
-  policies: Map<string, string>;
-  /** Images the kubelet shows this pod has (a container of that very image started). */
-  present: Set<string>;
-  prev: PreviousState | PublishedState | null;
-  floor: number;
-  memory: EventMemory;
-  /** Do not write before this time (budget, back-off). */
-  notBefore: number;
-  dirty: boolean;
-  /** Every image in and written: nothing more to do. */
-  done: boolean;
-  /** Events due but not yet sent (waiting for tokens). */
-  pendingEvents: PodEvent[];
-  eventSeq: number;
-  /** Writes failed in a row (retryable errors): each one doubles the wait before the next. */
-  failures: number;
 }
 
 // Every image of the pod is in (isPresent): the agent writes nothing more to it. Failed is final
@@ -114,7 +92,7 @@ export class Publisher {
   readonly counts = { metadata: 0, status: 0, events: 0, retries: 0, gone: 0, errors: 0 };
 
   constructor(private readonly o: PublisherOptions) {
-    this.budget = new WriteBudget(o);
+    this.budget = new WriteBudget(o.budget);
     this.now = o.clock ?? Date.now;
     this.log = o.logger ?? silentLogger();
     // Listen from the start, not from start(): pods come from the watch before start() is
@@ -149,29 +127,7 @@ export class Publisher {
     const pi = podImages(pod);
     let e = this.pods.get(k);
     if (e === undefined) {
-      e = {
-        key: k,
-        pod,
-        images: [],
-        policies: new Map(),
-        present: new Set(),
-        prev: previousStateOf(pod),
-        floor: 0,
-        memory: emptyEventMemory(),
-        notBefore: 0,
-        dirty: true,
-        done: false,
-        pendingEvents: [],
-        eventSeq: 0,
-        failures: 0,
-      };
-      const finished = e.prev?.condition?.status === 'True';
-      // What an earlier run published for a pull in progress: percent never goes back below it.
-      const written = Number(e.prev?.annotations[ANNOTATION_PROGRESS]);
-      if (Number.isFinite(written) && !finished) e.floor = written;
-      // An earlier run wrote the final state and the kubelet has every image: nothing to do
-      // (following its images again would rewrite it as Cached and repeat the summary event).
-      if (finished && pi.waiting.length === 0) e.done = true;
+      e = newEntry(k, pod, pi.waiting);
       this.pods.set(k, e);
     }
     e.pod = pod;
@@ -334,11 +290,7 @@ export class Publisher {
     e.prev = state;
     e.floor = progress.percent;
     const slowImages = new Set(progress.images.filter((i) => slowNames.has(i.image)).map((i) => i.image));
-    const t = eventTransitions(e.memory, progress, {
-      stallAfterMs: this.o.stallAfterMs,
-      slowRate: this.o.slowRate,
-      slowImages,
-    });
+    const t = eventTransitions(e.memory, progress, { ...this.o.thresholds, slowImages });
     e.memory = t.memory;
     e.pendingEvents.push(...t.events);
     await this.sendEvents(e, now);

@@ -16,6 +16,7 @@ export interface TlsOptions {
   key?: Buffer;
 }
 
+/** One request to make (see exchange()). */
 export interface Exchange {
   method: 'GET' | 'HEAD';
   url: URL;
@@ -29,6 +30,7 @@ export interface Exchange {
   maxRedirects?: number;
 }
 
+/** The final answer of an exchange, whatever its status. */
 export interface Reply {
   status: number;
   headers: IncomingHttpHeaders;

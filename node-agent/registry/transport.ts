@@ -13,6 +13,7 @@ import { endpointsWith, loadEndpoints, type Endpoint } from './hosts.js';
 import { exchange, isTlsHandshakeError, shortUrl, type Reply, type TlsOptions } from './http.js';
 import { MANIFEST_ACCEPT } from './manifest.js';
 
+/** What a Transport is built with (RegistryClient passes its own options down). */
 export interface TransportOptions {
   /** containerd's registry config_path roots, in order. */
   configPath: readonly string[];
@@ -22,6 +23,7 @@ export interface TransportOptions {
   timeoutMs: number;
   /** Largest body read, bytes. */
   maxBodyBytes: number;
+  /** User-Agent header of every request. */
   userAgent: string;
   /** Tokens kept (by endpoint and repository). */
   maxEntries: number;

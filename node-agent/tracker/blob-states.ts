@@ -33,10 +33,13 @@ export async function updateBlobs(
   }
 }
 
+/** Blobs looked up per poll at most (a big image's layers wait their turn: 3 download at once). */
+const MAX_UNSEEN_PER_POLL = 64;
+
 /**
  * Blobs of running pulls neither in flight nor fetched as far as the tracker knows: a small
- * layer can be fetched whole between two polls and never show as an ingest. One List call
- * finds those committed since; without it such a pull would never have all its blobs.
+ * layer can be fetched whole between two polls and never show as an ingest. Content/Info finds
+ * those committed since; without it such a pull would never have all its blobs.
  */
 export async function findUnseen(
   source: ContainerdSource,
@@ -51,9 +54,9 @@ export async function findUnseen(
       if (!p.cached.has(r.digest) && s !== 'fetching' && s !== 'fetched') unseen.add(r.digest);
     }
   }
-  if (unseen.size === 0) return;
-  const found = await source.listContent([...unseen].map((d) => `digest==${d}`));
-  for (const info of found) {
-    if (unseen.has(info.digest)) blobs.set(info.digest, { state: 'fetched', total: info.size });
+  // Content/Info per blob (a direct look-up): Content/List would walk the whole store.
+  for (const digest of [...unseen].slice(0, MAX_UNSEEN_PER_POLL)) {
+    const info = await source.contentInfo(digest);
+    if (info !== null) blobs.set(digest, { state: 'fetched', total: info.size });
   }
 }

@@ -289,3 +289,38 @@ test('an OCI artifact with no layers is a pull of its config alone; an unknown m
   assert.equal(skipped?.digest, sha256Digest(weird));
   assert.match(JSON.stringify(skipped.err), /manifest has no layers/);
 });
+
+test('a big image pulling with the event stream live: no call walks the whole store, the record is read by name', async () => {
+  const n = new Node();
+  const layers = Array.from({ length: 16 }, (_, i) => layer(`big-${i}`, 2 * MiB));
+  const img = image(layers);
+  const tracker = new PullTracker({
+    source: n.fake,
+    clock: () => n.t,
+    platform: 'linux/amd64',
+    pollIntervalMs: 3_600_000, // the test polls by hand; start() only subscribes (and polls once)
+  });
+  tracker.start();
+  try {
+    n.begin(img, 'big');
+    // containerd fetches 3 layers at a time: most layers wait their turn, unseen.
+    for (let i = 0; i < 16; i++) {
+      const l = layers[i]!;
+      n.fake.setIngest(`layer-${l.digest}`, MiB, l.size, { lease: 'big' });
+      n.at(500);
+      await tracker.pollOnce();
+      n.fake.commit(`layer-${l.digest}`, { lease: 'big' });
+      n.at(500);
+      await tracker.pollOnce();
+    }
+    assert.equal(n.fake.count('listContent'), 0, 'no Content/List (it walks every blob)');
+    const listsBefore = n.fake.count('listImages');
+    assert.ok(listsBefore <= 2, `Images/List (walks every record) ${listsBefore} times`);
+    n.fake.createImage('registry.test/team/app:big', { digest: img.digest }); // the event
+    await tracker.pollOnce();
+    assert.ok(n.fake.count('getImage') >= 1, 'the record named by the event is read by name');
+    assert.equal(tracker.snapshot().pulls[0]?.status.phase, 'Pulled');
+  } finally {
+    tracker.stop();
+  }
+});

@@ -40,20 +40,24 @@ const MAX_LEASES_PER_POLL = 32;
 const LEASE_GIVE_UP_MS = 10 * 60_000;
 const INDEX_LABEL_PREFIX = 'containerd.io/gc.ref.content.m.';
 
+/** What a PullDiscovery is built with. */
 export interface DiscoveryOptions {
   /** "os/arch[/variant]" picked from an index. */
   platform: string;
   /** The snapshotter CRI unpacks into ("overlayfs"): where a discarded layer's snapshot is. */
   snapshotter: string;
-  /** How long a manifest ingest seen in flight is waited for. */
+  /** How long a manifest ingest seen in flight is waited for, in milliseconds. */
   forgetAfterMs: number;
   log: Logger;
 }
 
 /** A pull found: its platform manifest, the index it came from, and what is on the node. */
 export interface FoundPull {
+  /** The platform manifest's blob (Content/Info: digest, size, labels, commit time). */
   manifest: ContentInfo;
+  /** The index it was picked from, when there is one. */
   index: ContentInfo | null;
+  /** The manifest, parsed. */
   doc: Manifest;
   /** Distinct blobs, config first. */
   blobs: BlobRef[];
@@ -67,12 +71,21 @@ export interface FoundPull {
 
 /** An orphan ingest: in flight, tied to no known pull yet. */
 export interface Orphan {
+  /** The ingest's ref as Content/ListStatuses gives it ("layer-sha256:<hex>"). */
   ref: string;
+  /** The blob's digest, from the ref. */
   digest: string;
 }
 
 type BlobKind = 'manifest' | 'index' | 'other';
 
+/**
+ * Ties in-flight blobs to the pulls they belong to, with read-only containerd calls (Leases
+ * List/ListResources, Content Info/List/Read, Snapshots Stat), and remembers between polls what
+ * it learnt (which leases are done, which blobs are not manifests). Its methods throw
+ * PT_CONTAINERD_UNAVAILABLE when containerd cannot be reached; the tracker then retries the whole
+ * poll. Not pure: one per PullTracker.
+ */
 export class PullDiscovery {
   /** Manifest/index digests seen as ingests (or waiting for their config), to read later. */
   private readonly pending = new Map<string, number>();
@@ -165,7 +178,6 @@ export class PullDiscovery {
     return found;
   }
 
-  /** The manifests and indexes held by the leases of the orphans' pulls. */
   /**
    * The manifests and indexes in the leases of pulls not known yet. Every lease not yet tied
    * to a pull is looked at each poll (a pull waiting for a layer another pull fetches has no

@@ -209,11 +209,10 @@ export class Expectations {
         this.match(e, e.since) === undefined &&
         this.recordFromPull(e) === null,
     );
-    if (waiting.length === 0) return;
-    const records = await source.listImages(waiting.map((e) => `name==${JSON.stringify(e.recordName)}`));
+    // Images/Get by name, a direct look-up: Images/List with name filters walks every record.
     for (const e of waiting) {
-      const rec = records.find((r) => r.name === e.recordName);
-      if (rec === undefined) continue;
+      const rec = await source.getImage(e.recordName);
+      if (rec === null) continue;
       const createdAt = rec.createdAt?.getTime() ?? now;
       e.record = {
         createdAt,

@@ -4,6 +4,7 @@
 import { createHash } from 'node:crypto';
 import { parseDigest } from '../../common/image-ref.js';
 
+/** The manifest and index media types the tracker reads (OCI and Docker schema 2). */
 export const MEDIA_TYPES = {
   ociIndex: 'application/vnd.oci.image.index.v1+json',
   ociManifest: 'application/vnd.oci.image.manifest.v1+json',
@@ -11,21 +12,25 @@ export const MEDIA_TYPES = {
   dockerManifest: 'application/vnd.docker.distribution.manifest.v2+json',
 } as const;
 
+/** A descriptor as a manifest lists it: the blob's digest ("sha256:<hex>") and size in bytes (compressed, as stored). */
 export interface BlobRef {
   digest: string;
   size: number;
 }
 
+/** A platform image manifest: its config and its layers in order, repeats included. */
 export interface Manifest {
   kind: 'manifest';
   config: BlobRef;
   layers: BlobRef[];
 }
 
+/** One manifest of an index, with its platform (null when the entry names none). */
 export interface IndexEntry extends BlobRef {
   platform: { os: string; architecture: string; variant?: string } | null;
 }
 
+/** An image index (OCI) or manifest list (Docker): one manifest per platform. */
 export interface Index {
   kind: 'index';
   manifests: IndexEntry[];
@@ -42,7 +47,11 @@ function blobRef(v: unknown, where: string): BlobRef {
   return { digest: o.digest, size: o.size };
 }
 
-/** Parses a manifest or index; throws a clear error for anything else. */
+/**
+ * Parses a manifest or index (bytes read from containerd with Content/Read); throws an Error
+ * saying what is wrong (not JSON, no layers, a descriptor without a valid digest or size) for
+ * anything else.
+ */
 export function parseManifest(data: Buffer | string): Manifest | Index {
   let doc: unknown;
   try {

@@ -18,6 +18,7 @@ export interface ProgressOptions {
   slowRateBytesPerSecond: number;
   /** Blobs missing and nothing in flight for this long: Failed. */
   failAfterMs: number;
+  /** How far back the rate looks (RateWindow), in milliseconds. */
   rateWindowMs: number;
 }
 

@@ -1,11 +1,20 @@
 // Download rate over a sliding window of (time, bytes) samples of a whole image: all its
 // concurrent layers together, which is what the ETA of the image depends on.
 
+/**
+ * A sliding window of (time in ms, cumulative bytes) samples and the rate over it. Pure apart
+ * from its own samples: time is passed in.
+ */
 export class RateWindow {
   private samples: { t: number; bytes: number }[] = [];
 
+  /** @param windowMs how far back samples count, in milliseconds (default 10 s). */
   constructor(private readonly windowMs = 10_000) {}
 
+  /**
+   * Adds a sample: `bytes` done in all at time `t` (ms). A sample at or before the last one's
+   * time only raises that one's bytes (time never runs back in the window).
+   */
   add(t: number, bytes: number): void {
     const last = this.samples[this.samples.length - 1];
     if (last !== undefined && t <= last.t) {

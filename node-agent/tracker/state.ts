@@ -30,8 +30,11 @@ export type BlobView = 'cached' | 'fetched' | 'fetching' | 'lost' | 'waiting';
 export interface PullState {
   /** The index digest for a multi-platform image, else the manifest digest. */
   key: string;
+  /** The image index's digest, when the pull came from one. */
   indexDigest: string | null;
+  /** The platform manifest's digest. */
   manifestDigest: string;
+  /** The image config's digest: the image id. */
   configDigest: string;
   /** "<host>/<repo>" from the blobs' distribution-source labels (host without its port). */
   sources: Set<string>;
@@ -41,24 +44,35 @@ export interface PullState {
   blobs: BlobRef[];
   /** The manifest's layers in order, repeats included (chain IDs are computed over these). */
   layerOrder: BlobRef[];
+  /** The distinct layer digests (what layersDone / layersTotal count). */
   layerDigests: Set<string>;
   /** Blobs there before the pull began. */
   cached: Set<string>;
   /** The layers' chain IDs were checked against the snapshotter (needs the config). */
   snapshotsChecked: boolean;
+  /** When the pull began (ms): its index's or manifest's commit time in the content store. */
   startedAt: number;
+  /** When the poll that found its image record ran (ms); null while it runs. */
   finishedAt: number | null;
+  /** When bytes done last grew (ms), and to how many. */
   lastProgressAt: number;
   lastDone: number;
   /** The rate measured when bytes last moved (bytes/s): when the next 1 MiB write is due. */
   rateAtProgress: number;
+  /** Since when (ms) blobs are missing with nothing in flight: Failed after failAfterMs. */
   idleSince: number | null;
+  /** Since when (ms) the rate is below --slow-rate: `slow` after stallAfterMs. */
   slowSince: number | null;
+  /** Bytes done over time, for bytesPerSecond and the ETA. */
   rate: RateWindow;
+  /** The highest percent shown so far: percent never goes back below it. */
   percentFloor: number;
   phase: Phase;
+  /** Why the pull failed, when Failed. */
   error: string | null;
+  /** Under --slow-rate for --stall-after (TrackedPull.slow). */
   slow: boolean;
+  /** The public view, recomputed by progress.ts advance() at every poll. */
   status: ImagePullStatus;
 }
 

@@ -724,7 +724,15 @@ function view(n: Node) {
   };
 }
 
-const METHODS: SourceMethod[] = ['listIngests', 'contentInfo', 'listContent', 'readBlob', 'listImages'];
+const METHODS: SourceMethod[] = [
+  'listIngests',
+  'contentInfo',
+  'listContent',
+  'readBlob',
+  'listImages',
+  'getImage',
+  'listLeases',
+];
 
 for (const [name, script] of [
   ['labelled manifest', labelledScript],

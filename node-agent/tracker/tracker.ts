@@ -12,6 +12,7 @@ import type {
   ContainerdEvent,
   ContainerdSource,
   EventSubscription,
+  ImageRecord,
   IngestStatus,
 } from '../containerd/source.js';
 import { PullDiscovery, type FoundPull, type Orphan } from './discovery.js';
@@ -22,15 +23,13 @@ import { findUnseen, updateBlobs } from './blob-states.js';
 import { newPull } from './new-pull.js';
 import { parseIngestRef } from './refs.js';
 import type { BlobState, PullState } from './state.js';
-import type { TrackedPull, TrackerSnapshot } from './types.js';
+import type { TrackedPull, TrackerSettings, TrackerSnapshot } from './types.js';
 
 /** What a PullTracker is built from; durations in ms, rates in bytes per second. */
-export interface PullTrackerOptions extends Partial<ProgressOptions> {
+export interface PullTrackerOptions extends Partial<TrackerSettings>, Partial<ProgressOptions> {
   source: ContainerdSource;
   /** Milliseconds since the epoch; injectable for tests. Default Date.now. */
   clock?: () => number;
-  /** Default 1000. */
-  pollIntervalMs?: number;
   /** Finished pulls stay visible this long. Default 5 min. */
   retentionMs?: number;
   /** Pulls kept at most (finished ones are forgotten first). Default 256. */
@@ -48,6 +47,15 @@ export interface PullTrackerOptions extends Partial<ProgressOptions> {
   logger?: Logger;
 }
 
+/**
+ * Follows every image pull on the node from containerd (read-only: Content ListStatuses, Info,
+ * List, Read; Leases List, ListResources; Snapshots Stat; Images List; Events Subscribe for
+ * /images/create and /images/update), polling every `pollIntervalMs` and at once on an image
+ * event. Answers, for each image a pod waits for, its ImagePullStatus (statusOf) and, for the
+ * node, every pull (snapshot, onChange). A poll that fails (containerd unreachable) leaves the
+ * state as it was and is retried with back-off (1×, 2×, 4× the interval, up to 30 s); the last
+ * error is in `lastError`.
+ */
 export class PullTracker {
   private readonly source: ContainerdSource;
   private readonly now: () => number;
@@ -64,7 +72,10 @@ export class PullTracker {
   private readonly unknownRefs = new Set<string>();
   private subscription: EventSubscription | null = null;
   private timer: NodeJS.Timeout | null = null;
-  private imagesDirty = false;
+  /** Image records containerd said were created or updated, to read by name (Images/Get). */
+  private readonly changedImages = new Set<string>();
+  /** When every record was last listed (ms): the fallback when events may have been missed. */
+  private lastFullImageList = -Infinity;
   private running = false;
   private polling: Promise<void> | null = null;
   private failures = 0;
@@ -103,6 +114,7 @@ export class PullTracker {
     this.schedule(0);
   }
 
+  /** Stops polling and closes the event stream; the state stays readable. */
   stop(): void {
     this.running = false;
     if (this.timer !== null) clearTimeout(this.timer);
@@ -111,11 +123,16 @@ export class PullTracker {
     this.subscription = null;
   }
 
+  /**
+   * Calls `cb` after each poll whose outcome differs from the one before (any pull's or any
+   * expected image's status). Returns the function that removes it.
+   */
   onChange(cb: (s: TrackerSnapshot) => void): () => void {
     this.listeners.add(cb);
     return () => this.listeners.delete(cb);
   }
 
+  /** Every pull followed, as copies: in flight, or finished within `retentionMs`. */
   snapshot(): TrackerSnapshot {
     return {
       at: new Date(this.now()),
@@ -209,7 +226,7 @@ export class PullTracker {
 
   private onEvent(e: ContainerdEvent): void {
     if (e.topic === '/images/create' || e.topic === '/images/update') {
-      this.imagesDirty = true;
+      if (this.changedImages.size < 10_000) this.changedImages.add(e.name);
       // Completion is event-driven: check the image records now, not at the next poll.
       void this.pollOnce();
     }
@@ -280,19 +297,7 @@ export class PullTracker {
     for (const f of found) this.createPull(f, now);
     await this.recheckSnapshots();
     await findUnseen(this.source, this.blobs, this.pulls.values());
-    // Records are read when containerd says one changed, and while a pull waits for its end:
-    // unpacking, or idle with blobs missing (discarded layers may be collected before a poll
-    // sees them committed; the record still says the pull ended).
-    const needImages =
-      this.imagesDirty ||
-      [...this.pulls.values()].some(
-        (p) =>
-          p.finishedAt === null &&
-          (allBlobsIn(p, this.blobs) ||
-            p.idleSince !== null ||
-            p.blobs.some((b) => this.blobs.get(b.digest)?.state === 'lost')),
-      );
-    if (needImages) await this.checkImages(now);
+    await this.checkImages(now);
     for (const p of this.pulls.values()) advance(p, this.blobs, now, this.progress);
     // Forget first: an expected image whose pull is forgotten is looked up in the same poll,
     // rather than showing Resolving (0 %) until the next one.
@@ -344,9 +349,43 @@ export class PullTracker {
    * the pull ran, ends it: CRI writes the record only once every layer is fetched and
    * unpacked, even where the layer blobs are discarded (and collected) right after.
    */
+  /**
+   * The records a pull may have made: those containerd's events named (Images/Get each, a
+   * direct look-up), and every record (Images/List, which walks them all) only while a pull
+   * waits for its end — unpacking, or idle with blobs missing (discarded layers may be collected
+   * before a poll sees them committed) — every poll without an event stream, every 10 s with one
+   * (an event missed across a reconnect).
+   */
   private async checkImages(now: number): Promise<void> {
-    this.imagesDirty = false;
-    const images = await this.source.listImages();
+    const waiting = [...this.pulls.values()].some(
+      (p) =>
+        p.finishedAt === null &&
+        (allBlobsIn(p, this.blobs) ||
+          p.idleSince !== null ||
+          p.blobs.some((b) => this.blobs.get(b.digest)?.state === 'lost')),
+    );
+    const every = this.subscription === null ? 0 : 10_000;
+    let images: ImageRecord[];
+    if (waiting && now - this.lastFullImageList >= every) {
+      images = await this.source.listImages();
+      this.lastFullImageList = now;
+      this.changedImages.clear();
+    } else if (this.changedImages.size > 0) {
+      const names = [...this.changedImages];
+      images = [];
+      for (const name of names) {
+        const rec = await this.source.getImage(name);
+        if (rec !== null) images.push(rec);
+      }
+      for (const name of names) this.changedImages.delete(name);
+    } else {
+      return;
+    }
+    this.applyRecords(images, now);
+  }
+
+  /** Names pulls after their records; a record made while a pull ran ends it. */
+  private applyRecords(images: ImageRecord[], now: number): void {
     for (const p of this.pulls.values()) {
       const mine = images.filter(
         (i) =>

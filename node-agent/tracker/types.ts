@@ -1,6 +1,19 @@
 // What the pull tracker hands to the rest of the agent (publisher, `pulls` command, metrics).
 import type { ImagePullStatus } from '../../common/contract.js';
 
+/**
+ * The tracker's settings the agent's configuration carries (its `tracker` slice, handed to
+ * PullTracker whole); the tracker's other options have defaults.
+ */
+export interface TrackerSettings {
+  /** How often in-flight downloads are read from containerd, milliseconds (--poll-interval). Default 1000, at least 100. */
+  pollIntervalMs: number;
+  /** A pull with no new bytes for this long is Stalled, milliseconds (--stall-after). Default 30 000. */
+  stallAfterMs: number;
+  /** A pull below this rate for stallAfterMs is flagged slow, bytes per second (--slow-rate). Default 0: off. */
+  slowRateBytesPerSecond: number;
+}
+
 /** One image pull the tracker follows, keyed by the digest the pull resolved to. */
 export interface TrackedPull {
   /** Stable key: the index digest for a multi-platform image, else the manifest digest. */
@@ -27,6 +40,8 @@ export interface TrackedPull {
 
 /** A tracker's answer at one moment: every pull in flight or recently finished. */
 export interface TrackerSnapshot {
+  /** When the snapshot was taken, by the tracker's clock. */
   at: Date;
+  /** Every pull followed: in flight, or finished within the retention (5 min by default). */
   pulls: TrackedPull[];
 }
