@@ -91,6 +91,20 @@ function policyOf(given: string | undefined, image: string): PullPolicy {
 
 const STRICTNESS: Record<PullPolicy, number> = { Never: 0, IfNotPresent: 1, Always: 2 };
 
+/** The pull failure a container's waiting state reports (PULL_FAILURE_REASONS), or null. */
+function pullFailure(
+  image: string,
+  container: string,
+  s: V1ContainerStatus | undefined,
+): KubeletPullFailure | null {
+  const waiting = s?.state?.waiting;
+  const reason = waiting?.reason ?? '';
+  if (!PULL_FAILURE_REASONS.includes(reason)) return null;
+  const message = waiting?.message ?? '';
+  // Both ends: the image named first, the cause of a wrapped error last.
+  return { image, container, reason, message: keepEnds(message === '' ? reason : message, MAX_ERROR_LENGTH) };
+}
+
 /**
  * Reads a pod's images. A pod that has finished (Succeeded or Failed) waits for nothing.
  * Ephemeral (debug) containers are left out: they are added to a running pod, not waited for.
@@ -123,18 +137,8 @@ export function podImages(pod: V1Pod): PodImages {
     entry.containers.push(c.name);
     const s = statusByName.get(c.name);
     if (hasImage(s, image)) entry.present = true;
-    const waiting = s?.state?.waiting;
-    const reason = waiting?.reason ?? '';
-    if (PULL_FAILURE_REASONS.includes(reason) && !failures.has(image)) {
-      const message = waiting?.message ?? '';
-      failures.set(image, {
-        image,
-        container: c.name,
-        reason,
-        // Both ends: the image named first, the cause of a wrapped error last.
-        message: keepEnds(message === '' ? reason : message, MAX_ERROR_LENGTH),
-      });
-    }
+    const f = pullFailure(image, c.name, s);
+    if (f !== null && !failures.has(image)) failures.set(image, f);
   };
   const volumes: PodImage[] = [];
   for (const v of pod.spec?.volumes ?? []) {

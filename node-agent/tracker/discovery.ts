@@ -15,10 +15,10 @@
 import type { Logger } from '../../common/logging.js';
 import { isCode } from '../../common/errors.js';
 import type { ContainerdSource, ContentInfo } from '../containerd/source.js';
+import { unpackedLayers } from './snapshots.js';
 import {
-  chainIds,
+  MAX_MANIFEST_BYTES,
   distinctBlobs,
-  parseDiffIds,
   parseManifest,
   pickPlatform,
   type BlobRef,
@@ -26,8 +26,6 @@ import {
   type Manifest,
 } from './manifest.js';
 
-/** Manifests, indexes and configs are small; anything bigger is not read. */
-export const MAX_MANIFEST_BYTES = 4 * 1024 * 1024;
 /** Layer label indexes searched by the label shortcut. */
 const LAYER_LABEL_SEARCH = 64;
 const INDEX_LABEL_SEARCH = 16;
@@ -363,32 +361,9 @@ export class PullDiscovery {
     return out;
   }
 
-  /**
-   * Which of `missing` (layers with no blob) are unpacked already: their chain ID's snapshot
-   * is committed. Null when the config is not readable yet (it is fetched first; retry).
-   */
-  async unpackedLayers(doc: Manifest, missing: BlobRef[]): Promise<Set<string> | null> {
-    let diffIds: string[];
-    try {
-      const cfg = await this.source.contentInfo(doc.config.digest);
-      if (cfg === null) return null;
-      diffIds = parseDiffIds(await this.source.readBlob(doc.config.digest, MAX_MANIFEST_BYTES));
-    } catch (err) {
-      if (isCode(err, 'PT_CONTAINERD_UNAVAILABLE')) throw err;
-      this.o.log.debug({ err, config: doc.config.digest }, 'image config unreadable; layers not checked');
-      return new Set();
-    }
-    if (diffIds.length !== doc.layers.length) return new Set();
-    const chain = chainIds(diffIds);
-    const want = new Set(missing.map((m) => m.digest));
-    const out = new Set<string>();
-    for (const [i, layer] of doc.layers.entries()) {
-      const id = chain[i];
-      if (id === undefined || !want.has(layer.digest) || out.has(layer.digest)) continue;
-      const snap = await this.source.statSnapshot(this.o.snapshotter, id);
-      if (snap?.kind === 'committed') out.add(layer.digest);
-    }
-    return out;
+  /** Which of `missing` are unpacked already (snapshots.ts); null while the config is unreadable. */
+  unpackedLayers(doc: Manifest, missing: BlobRef[]): Promise<Set<string> | null> {
+    return unpackedLayers(this.source, this.o.snapshotter, doc, missing, this.o.log);
   }
 
   /** Bytes of an image's platform manifest's distinct blobs, from the content store; 0 if unreadable. */

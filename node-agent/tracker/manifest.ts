@@ -5,6 +5,9 @@ import { createHash } from 'node:crypto';
 import { parseDigest } from '../../common/image-ref.js';
 
 /** The manifest and index media types the tracker reads (OCI and Docker schema 2). */
+/** Manifests, indexes and configs are small; anything bigger is not read (bytes). */
+export const MAX_MANIFEST_BYTES = 4 * 1024 * 1024;
+
 export const MEDIA_TYPES = {
   ociIndex: 'application/vnd.oci.image.index.v1+json',
   ociManifest: 'application/vnd.oci.image.manifest.v1+json',

@@ -12,13 +12,13 @@ import type {
   ContainerdEvent,
   ContainerdSource,
   EventSubscription,
-  ImageRecord,
   IngestStatus,
 } from '../containerd/source.js';
 import { PullDiscovery, type FoundPull, type Orphan } from './discovery.js';
 import { Expectations, type RegistryLookup } from './expectations.js';
 import { currentPlatform } from './manifest.js';
-import { advance, allBlobsIn, type ProgressOptions } from './progress.js';
+import { advance, type ProgressOptions } from './progress.js';
+import { ImageRecords } from './records.js';
 import { findUnseen, updateBlobs } from './blob-states.js';
 import { newPull } from './new-pull.js';
 import { parseIngestRef } from './refs.js';
@@ -72,10 +72,7 @@ export class PullTracker {
   private readonly unknownRefs = new Set<string>();
   private subscription: EventSubscription | null = null;
   private timer: NodeJS.Timeout | null = null;
-  /** Image records containerd said were created or updated, to read by name (Images/Get). */
-  private readonly changedImages = new Set<string>();
-  /** When every record was last listed (ms): the fallback when events may have been missed. */
-  private lastFullImageList = -Infinity;
+  private readonly records = new ImageRecords();
   private running = false;
   private polling: Promise<void> | null = null;
   private failures = 0;
@@ -226,7 +223,7 @@ export class PullTracker {
 
   private onEvent(e: ContainerdEvent): void {
     if (e.topic === '/images/create' || e.topic === '/images/update') {
-      if (this.changedImages.size < 10_000) this.changedImages.add(e.name);
+      this.records.changed(e.name);
       // Completion is event-driven: check the image records now, not at the next poll.
       void this.pollOnce();
     }
@@ -344,63 +341,8 @@ export class PullTracker {
     this.log.debug({ key: pull.key, manifest: f.manifest.digest, blobs: f.blobs.length }, 'pull found');
   }
 
-  /**
-   * Image records name the pulls. A record targeting a pull's manifest or index, made while
-   * the pull ran, ends it: CRI writes the record only once every layer is fetched and
-   * unpacked, even where the layer blobs are discarded (and collected) right after.
-   */
-  /**
-   * The records a pull may have made: those containerd's events named (Images/Get each, a
-   * direct look-up), and every record (Images/List, which walks them all) only while a pull
-   * waits for its end — unpacking, or idle with blobs missing (discarded layers may be collected
-   * before a poll sees them committed) — every poll without an event stream, every 10 s with one
-   * (an event missed across a reconnect).
-   */
   private async checkImages(now: number): Promise<void> {
-    const waiting = [...this.pulls.values()].some(
-      (p) =>
-        p.finishedAt === null &&
-        (allBlobsIn(p, this.blobs) ||
-          p.idleSince !== null ||
-          p.blobs.some((b) => this.blobs.get(b.digest)?.state === 'lost')),
-    );
-    const every = this.subscription === null ? 0 : 10_000;
-    let images: ImageRecord[];
-    if (waiting && now - this.lastFullImageList >= every) {
-      images = await this.source.listImages();
-      this.lastFullImageList = now;
-      this.changedImages.clear();
-    } else if (this.changedImages.size > 0) {
-      const names = [...this.changedImages];
-      images = [];
-      for (const name of names) {
-        const rec = await this.source.getImage(name);
-        if (rec !== null) images.push(rec);
-      }
-      for (const name of names) this.changedImages.delete(name);
-    } else {
-      return;
-    }
-    this.applyRecords(images, now);
-  }
-
-  /** Names pulls after their records; a record made while a pull ran ends it. */
-  private applyRecords(images: ImageRecord[], now: number): void {
-    for (const p of this.pulls.values()) {
-      const mine = images.filter(
-        (i) =>
-          i.target.digest === p.manifestDigest ||
-          (p.indexDigest !== null && i.target.digest === p.indexDigest),
-      );
-      for (const i of mine) p.names.add(i.name);
-      if (mine.length === 0 || p.finishedAt !== null) continue;
-      const fresh = mine.some((i) => (i.updatedAt ?? i.createdAt ?? new Date(now)).getTime() >= p.startedAt);
-      if (fresh || allBlobsIn(p, this.blobs)) {
-        p.finishedAt = now;
-        p.phase = 'Pulled';
-        p.error = null;
-      }
-    }
+    await this.records.check(this.source, this.pulls.values(), this.blobs, now, this.subscription !== null);
   }
 
   private expire(now: number): void {
