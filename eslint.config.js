@@ -37,6 +37,16 @@ export default tseslint.config(
     },
   },
   {
+    // Limits, not taste, for the product code (STYLE.md): a file a reader can hold, functions
+    // that do one thing. Tests, the test environment and benchmarks are not held to them.
+    files: ['webhook/**/*.ts', 'node-agent/**/*.ts', 'cli/**/*.ts', 'common/**/*.ts'],
+    ignores: ['**/*.test.ts'],
+    rules: {
+      'max-lines': ['error', { max: 400 }],
+      'max-lines-per-function': ['error', { max: 60, skipBlankLines: true, skipComments: true }],
+    },
+  },
+  {
     files: ['**/*.js', '**/*.mjs'],
     languageOptions: {
       globals: { console: 'readonly', process: 'readonly', URL: 'readonly', setTimeout: 'readonly' },

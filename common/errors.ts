@@ -15,8 +15,6 @@ export const ERROR_CODES = {
   PT_CONTAINERD_UNAVAILABLE: 'containerd is not reachable',
   PT_CONTAINERD_BAD_DATA: 'containerd returned data pulltrace cannot read',
   PT_CONTAINERD_CALL_FAILED: 'containerd answered the call with an error',
-  // Kubernetes API.
-  PT_KUBE_API: 'Kubernetes API request failed',
   // Container registries (node-agent/registry: read-only, anonymous manifest look-ups).
   PT_REGISTRY_BAD_REFERENCE: 'not an image reference the registry client can look up',
   PT_REGISTRY_CONFIG: 'cannot read the registry host configuration',

@@ -22,12 +22,8 @@ function followTotals(c: Counter<'kind'>, totals: () => Record<string, number>):
   };
 }
 
-export function createAgentMetrics(
-  tracker: PullTracker,
-  opts: { processMetrics: boolean; publisher?: PublisherStats },
-): Registry {
-  const registry = new Registry();
-  if (opts.processMetrics) collectDefaultMetrics({ register: registry, prefix: 'pulltrace_node_agent_' });
+/** The gauges read from the tracker: pulls by phase, download rate, bytes left, containerd up. */
+function registerPullGauges(registry: Registry, tracker: PullTracker): void {
   new Gauge({
     name: 'pulltrace_pulls',
     help: 'Image pulls the agent follows on this node (in flight or finished within retention), by phase.',
@@ -67,44 +63,59 @@ export function createAgentMetrics(
       this.set(tracker.lastError === null ? 1 : 0);
     },
   });
-  const pub = opts.publisher;
-  if (pub !== undefined) {
-    const requests: Counter<'kind'> = new Counter({
-      name: 'pulltrace_api_writes_total',
-      help: 'API writes made to pods, by kind: metadata (labels + annotations patch), status (condition patch), event.',
-      labelNames: ['kind'],
-      registers: [registry],
-      collect: () => {
-        update();
-      },
-    });
-    const update = followTotals(requests, () => ({
-      metadata: pub.counts.metadata,
-      status: pub.counts.status,
-      event: pub.counts.events,
-    }));
-    const failures: Counter<'kind'> = new Counter({
-      name: 'pulltrace_api_write_failures_total',
-      help: 'Failed API writes, by what was done: retry (409, 429, 5xx, network), gone (404: pod deleted), rejected (other 4xx).',
-      labelNames: ['kind'],
-      registers: [registry],
-      collect: () => {
-        updateFailures();
-      },
-    });
-    const updateFailures = followTotals(failures, () => ({
-      retry: pub.counts.retries,
-      gone: pub.counts.gone,
-      rejected: pub.counts.errors,
-    }));
-    new Gauge({
-      name: 'pulltrace_pods_followed',
-      help: 'Tracked pods on this node whose images are not all in yet (the agent still writes to them).',
-      registers: [registry],
-      collect() {
-        this.set(pub.active());
-      },
-    });
-  }
+}
+
+/** The publisher's metrics: API writes and failed writes by kind, and the pods still followed. */
+function registerPublisherMetrics(registry: Registry, pub: PublisherStats): void {
+  const requests: Counter<'kind'> = new Counter({
+    name: 'pulltrace_api_writes_total',
+    help: 'API writes made to pods, by kind: metadata (labels + annotations patch), status (condition patch), event.',
+    labelNames: ['kind'],
+    registers: [registry],
+    collect: () => {
+      update();
+    },
+  });
+  const update = followTotals(requests, () => ({
+    metadata: pub.counts.metadata,
+    status: pub.counts.status,
+    event: pub.counts.events,
+  }));
+  const failures: Counter<'kind'> = new Counter({
+    name: 'pulltrace_api_write_failures_total',
+    help: 'Failed API writes, by what was done: retry (409, 429, 5xx, network), gone (404: pod deleted), rejected (other 4xx).',
+    labelNames: ['kind'],
+    registers: [registry],
+    collect: () => {
+      updateFailures();
+    },
+  });
+  const updateFailures = followTotals(failures, () => ({
+    retry: pub.counts.retries,
+    gone: pub.counts.gone,
+    rejected: pub.counts.errors,
+  }));
+  new Gauge({
+    name: 'pulltrace_pods_followed',
+    help: 'Tracked pods on this node whose images are not all in yet (the agent still writes to them).',
+    registers: [registry],
+    collect() {
+      this.set(pub.active());
+    },
+  });
+}
+
+/**
+ * The agent's registry: process metrics (when `processMetrics`), the tracker's gauges, and the
+ * publisher's metrics when a publisher is given.
+ */
+export function createAgentMetrics(
+  tracker: PullTracker,
+  opts: { processMetrics: boolean; publisher?: PublisherStats },
+): Registry {
+  const registry = new Registry();
+  if (opts.processMetrics) collectDefaultMetrics({ register: registry, prefix: 'pulltrace_node_agent_' });
+  registerPullGauges(registry, tracker);
+  if (opts.publisher !== undefined) registerPublisherMetrics(registry, opts.publisher);
   return registry;
 }

@@ -308,7 +308,7 @@ export function conformance(name: string, setup: () => Promise<ConformanceTarget
         assert.ok(info.createdAt instanceof Date);
       }
       assert.equal(await t.source.contentInfo(ABSENT), null);
-      await assert.rejects(t.source.contentInfo('sha256:nothex'), coded('PT_CONTAINERD_BAD_DATA'));
+      await assert.rejects(t.source.contentInfo('sha256:nothex'), coded('PT_CONTAINERD_CALL_FAILED'));
     });
 
     test('listContent: no filter, an empty list or an empty filter lists everything, by digest', async () => {
@@ -348,7 +348,7 @@ export function conformance(name: string, setup: () => Promise<ConformanceTarget
       assert.deepEqual(await list([`size==${img.config.size}`]), []);
     });
 
-    test('listContent and listImages: a malformed filter rejects the whole call with PT_CONTAINERD_BAD_DATA', async () => {
+    test('listContent and listImages: a malformed filter rejects the whole call with PT_CONTAINERD_CALL_FAILED', async () => {
       const bad = [
         'name=',
         'labels."open',
@@ -359,13 +359,13 @@ export function conformance(name: string, setup: () => Promise<ConformanceTarget
         `labels.containerd.io/gc.ref.content.l.0==${ABSENT}`,
       ];
       for (const f of bad) {
-        await assert.rejects(t.source.listContent([f]), coded('PT_CONTAINERD_BAD_DATA'), f);
+        await assert.rejects(t.source.listContent([f]), coded('PT_CONTAINERD_CALL_FAILED'), f);
         await assert.rejects(
           t.source.listContent([`digest==${img.config.digest}`, f]),
-          coded('PT_CONTAINERD_BAD_DATA'),
+          coded('PT_CONTAINERD_CALL_FAILED'),
           `${f} after a good filter`,
         );
-        await assert.rejects(t.source.listImages([f]), coded('PT_CONTAINERD_BAD_DATA'), f);
+        await assert.rejects(t.source.listImages([f]), coded('PT_CONTAINERD_CALL_FAILED'), f);
       }
     });
 
@@ -423,7 +423,7 @@ export function conformance(name: string, setup: () => Promise<ConformanceTarget
       assert.equal(await t.source.statSnapshot('native', first), null);
       await assert.rejects(
         t.source.statSnapshot('no-such-snapshotter', first),
-        coded('PT_CONTAINERD_BAD_DATA'),
+        coded('PT_CONTAINERD_CALL_FAILED'),
       );
     });
 

@@ -86,12 +86,12 @@ test('image filters: name (quoted as JSON), target.digest, labels', async () => 
   assert.equal((await names()).length, 3);
 });
 
-test('a malformed filter fails the whole call with PT_CONTAINERD_BAD_DATA', async () => {
+test('a malformed filter fails the whole call with PT_CONTAINERD_CALL_FAILED', async () => {
   const f = store();
   for (const bad of ['labels."open', 'name=', 'name==a b', '.x==1', 'name=>1', 'a,']) {
-    assert.throws(() => parseFilter(bad), coded('PT_CONTAINERD_BAD_DATA', /invalid filter/), bad);
-    await assert.rejects(f.listContent([`digest==${d('a')}`, bad]), coded('PT_CONTAINERD_BAD_DATA'), bad);
-    await assert.rejects(f.listImages([bad]), coded('PT_CONTAINERD_BAD_DATA'), bad);
+    assert.throws(() => parseFilter(bad), coded('PT_CONTAINERD_CALL_FAILED', /invalid filter/), bad);
+    await assert.rejects(f.listContent([`digest==${d('a')}`, bad]), coded('PT_CONTAINERD_CALL_FAILED'), bad);
+    await assert.rejects(f.listImages([bad]), coded('PT_CONTAINERD_CALL_FAILED'), bad);
   }
   assert.deepEqual(parseFilter(' name == "a,b" , labels."x.y" '), [
     { path: ['name'], op: '==', value: 'a,b' },
@@ -285,12 +285,12 @@ test('like containerd: lists in key order, a commit or abort releases the ingest
 
 test('like containerd: a malformed digest or a snapshotter that is not loaded rejects', async () => {
   const f = new FakeContainerdSource();
-  await assert.rejects(f.contentInfo('sha256:abc'), coded('PT_CONTAINERD_BAD_DATA', /invalid digest/));
-  await assert.rejects(f.contentInfo('nope'), coded('PT_CONTAINERD_BAD_DATA'));
+  await assert.rejects(f.contentInfo('sha256:abc'), coded('PT_CONTAINERD_CALL_FAILED', /invalid digest/));
+  await assert.rejects(f.contentInfo('nope'), coded('PT_CONTAINERD_CALL_FAILED'));
   assert.equal(await f.contentInfo(`sha512:${'a'.repeat(128)}`), null);
   assert.equal(await f.statSnapshot('overlayfs', d('1')), null);
   assert.equal(await f.statSnapshot('native', d('1')), null);
-  await assert.rejects(f.statSnapshot('btrfs', d('1')), coded('PT_CONTAINERD_BAD_DATA', /not loaded: btrfs/));
+  await assert.rejects(f.statSnapshot('btrfs', d('1')), coded('PT_CONTAINERD_CALL_FAILED', /not loaded: btrfs/));
   f.setSnapshot('stargz', { name: d('1'), parent: '', kind: 'committed', labels: {} });
   assert.equal(
     (await f.statSnapshot('stargz', d('1')))?.kind,
@@ -298,5 +298,5 @@ test('like containerd: a malformed digest or a snapshotter that is not loaded re
     'setSnapshot loads its snapshotter',
   );
   const only = new FakeContainerdSource({ snapshotters: ['native'] });
-  await assert.rejects(only.statSnapshot('overlayfs', d('1')), coded('PT_CONTAINERD_BAD_DATA'));
+  await assert.rejects(only.statSnapshot('overlayfs', d('1')), coded('PT_CONTAINERD_CALL_FAILED'));
 });

@@ -83,7 +83,7 @@ type Fields = (path: string[]) => { value: string; present: boolean };
 
 function invalidFilter(input: string, pos: number, why: string): PulltraceError {
   return new PulltraceError(
-    'PT_CONTAINERD_BAD_DATA',
+    'PT_CONTAINERD_CALL_FAILED',
     `invalid filter ${JSON.stringify(input)} at ${pos}: ${why}`,
   );
 }
@@ -504,7 +504,7 @@ export class FakeContainerdSource implements ContainerdSource {
     if (err !== null) return Promise.reject(err);
     if (!VALID_DIGEST.test(digest)) {
       return Promise.reject(
-        new PulltraceError('PT_CONTAINERD_BAD_DATA', `invalid digest ${JSON.stringify(digest)}`),
+        new PulltraceError('PT_CONTAINERD_CALL_FAILED', `invalid digest ${JSON.stringify(digest)}`),
       );
     }
     const b = this.content.get(digest);
@@ -570,7 +570,7 @@ export class FakeContainerdSource implements ContainerdSource {
     if (err !== null) return Promise.reject(err);
     if (!this.snapshotters.has(snapshotter)) {
       return Promise.reject(
-        new PulltraceError('PT_CONTAINERD_BAD_DATA', `snapshotter not loaded: ${snapshotter}`),
+        new PulltraceError('PT_CONTAINERD_CALL_FAILED', `snapshotter not loaded: ${snapshotter}`),
       );
     }
     const snap = this.snapshots.get(snapshotter)?.get(key);

@@ -89,15 +89,9 @@ function secondsSince(start: bigint): number {
   return Number(process.hrtime.bigint() - start) / 1e9;
 }
 
-/**
- * The webhook's fastify app, not yet listening (tests call `inject()`; main.ts calls `listen`).
- * Routes: POST /mutate (an AdmissionReview in, an AdmissionReview out: 200 with the decision;
- * 400/413/415 with an ErrorBody `{ code, message }` of a PT_ADMISSION_* code for a body that is
- * not a usable review; 500 PT_ADMISSION_INTERNAL for a fault outside admit()), GET /healthz,
- * GET /readyz (503 once closing), GET /metrics. HTTPS (TLS ≥ 1.2) when `tls` is given.
- */
-export function buildApp(opts: AppOptions): FastifyInstance {
-  const app = Fastify({
+/** The fastify instance with the webhook's server settings (body limit, parsing, keep-alive, TLS). */
+function createFastify(opts: AppOptions): FastifyInstance {
+  return Fastify({
     loggerInstance: opts.logger,
     // One log line per request would cost more than the admission itself; faults are logged.
     logController: new LogController({ disableRequestLogging: true }),
@@ -118,26 +112,14 @@ export function buildApp(opts: AppOptions): FastifyInstance {
       ? {}
       : { https: { cert: opts.tls.cert, key: opts.tls.key, minVersion: 'TLSv1.2' as const } }),
   }) as unknown as FastifyInstance;
-  let shuttingDown = false;
-  app.addHook('onClose', (_instance, done) => {
-    shuttingDown = true;
-    done();
-  });
+}
+
+/**
+ * POST /mutate: 200 with admit()'s review, 400 PT_ADMISSION_BAD_REVIEW when admit() throws;
+ * every answer is counted and timed in `opts.metrics`.
+ */
+function addMutateRoute(app: FastifyInstance, opts: AppOptions): void {
   const mutator = opts.mutator ?? mutatePod;
-  // AdmissionReviews are JSON; any other media type is refused with 415 rather than parsed.
-  app.removeContentTypeParser('text/plain');
-
-  app.setErrorHandler((err: FastifyError, req, reply) => {
-    const status = err.statusCode ?? 500;
-    if (status >= 400 && status < 500) {
-      req.log.debug({ err }, 'bad admission request');
-      opts.metrics.observe('bad_request', 0);
-      return reply.code(status).send(clientError(err));
-    }
-    req.log.error({ err }, 'unexpected error');
-    return reply.code(500).send(errorBody('PT_ADMISSION_INTERNAL'));
-  });
-
   app.post(
     '/mutate',
     { schema: { response: { 200: REVIEW_RESPONSE_SCHEMA, '4xx': ERROR_SCHEMA, '5xx': ERROR_SCHEMA } } },
@@ -166,6 +148,37 @@ export function buildApp(opts: AppOptions): FastifyInstance {
       return reply.send(decision.review);
     },
   );
+}
+
+/**
+ * The webhook's fastify app, not yet listening (tests call `inject()`; main.ts calls `listen`).
+ * Routes: POST /mutate (an AdmissionReview in, an AdmissionReview out: 200 with the decision;
+ * 400/413/415 with an ErrorBody `{ code, message }` of a PT_ADMISSION_* code for a body that is
+ * not a usable review; 500 PT_ADMISSION_INTERNAL for a fault outside admit()), GET /healthz,
+ * GET /readyz (503 once closing), GET /metrics. HTTPS (TLS ≥ 1.2) when `tls` is given.
+ */
+export function buildApp(opts: AppOptions): FastifyInstance {
+  const app = createFastify(opts);
+  let shuttingDown = false;
+  app.addHook('onClose', (_instance, done) => {
+    shuttingDown = true;
+    done();
+  });
+  // AdmissionReviews are JSON; any other media type is refused with 415 rather than parsed.
+  app.removeContentTypeParser('text/plain');
+
+  app.setErrorHandler((err: FastifyError, req, reply) => {
+    const status = err.statusCode ?? 500;
+    if (status >= 400 && status < 500) {
+      req.log.debug({ err }, 'bad admission request');
+      opts.metrics.observe('bad_request', 0);
+      return reply.code(status).send(clientError(err));
+    }
+    req.log.error({ err }, 'unexpected error');
+    return reply.code(500).send(errorBody('PT_ADMISSION_INTERNAL'));
+  });
+
+  addMutateRoute(app, opts);
 
   app.get('/healthz', (_req, reply) => reply.type('text/plain').send('ok\n'));
   app.get('/readyz', (_req, reply) =>

@@ -59,7 +59,9 @@ function wrap(err: unknown, what: string): PulltraceError {
   ) {
     return new PulltraceError('PT_CONTAINERD_UNAVAILABLE', what, { cause: err });
   }
-  return new PulltraceError('PT_CONTAINERD_BAD_DATA', what, { cause: err });
+  // containerd answered, with an error of its own (a bad filter or digest, a snapshotter not
+  // loaded, …): the data it sent is not at fault.
+  return new PulltraceError('PT_CONTAINERD_CALL_FAILED', what, { cause: err });
 }
 
 function info(raw: RawInfo): ContentInfo {

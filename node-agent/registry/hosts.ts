@@ -76,87 +76,105 @@ function stringList(v: unknown, what: string): string[] {
   return v;
 }
 
+/**
+ * Scheme, host[:port] as written and API path of a `server` or `[host."URL"]` key, as
+ * containerd's parseHostConfig reads it ("https://" assumed); throws plain Errors.
+ */
+function serverParts(server: string, overridePath: boolean): Pick<HostEntry, 'scheme' | 'host' | 'path'> {
+  const withScheme = server.startsWith('http') ? server : `https://${server}`;
+  let u: URL;
+  try {
+    u = new URL(withScheme);
+  } catch (err) {
+    throw new Error(`unable to parse server ${server}`, { cause: err });
+  }
+  if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new Error(`unsupported scheme in ${server}`);
+  const scheme = u.protocol.slice(0, -1);
+  // As written: WHATWG URL drops a default port (":80", ":443") that Go keeps and containerd looks at.
+  const written = /^[a-z]+:\/\/(?:[^@/?#]*@)?([^/?#]*)/i.exec(withScheme)?.[1] ?? '';
+  const defaultPort = /:(?:80|443)$/.exec(written)?.[0];
+  const host = u.port === '' && defaultPort !== undefined ? `${u.host}${defaultPort}` : u.host;
+  // Go's url.Parse leaves the path empty for "https://host"; WHATWG URL says "/". Tell them apart.
+  const rawPath = withScheme.replace(/^[a-z]+:\/\/[^/?#]*/i, '').replace(/[?#].*$/, '');
+  if (rawPath === '') return { scheme, host, path: overridePath ? '' : '/v2' };
+  // path.Clean, then "/v2" appended unless it is there already or override_path says not to.
+  let p = posix.normalize(u.pathname).replace(/(.)\/+$/, '$1');
+  if (!p.endsWith('/v2') && !overridePath) p = `${p === '/' ? '' : p}/v2`;
+  return { scheme, host, path: p };
+}
+
+/** The `capabilities` list; all three when it is empty. Throws for an unknown capability. */
+function capabilitiesOf(v: unknown): Capabilities {
+  const caps = stringList(v, 'capabilities');
+  if (caps.length === 0) return { ...ALL };
+  const out: Capabilities = { pull: false, resolve: false, push: false };
+  for (const c of caps) {
+    const k = c.toLowerCase();
+    if (k !== 'pull' && k !== 'resolve' && k !== 'push') throw new Error(`unknown capability ${c}`);
+    out[k] = true;
+  }
+  return out;
+}
+
+/** The `client` value (a path, a list of paths, or a list of [certificate, key] pairs) as absolute pairs. */
+function clientPairsOf(v: unknown, baseDir: string): [string, string][] {
+  const items = typeof v === 'string' ? [v] : Array.isArray(v) ? (v as unknown[]) : null;
+  if (items === null) throw new Error('client must be a path, a list of paths or a list of pairs');
+  return items.map((item): [string, string] => {
+    if (typeof item === 'string') return [absPath(item, baseDir), ''];
+    const pair = stringList(item, 'client pair');
+    if (pair.length !== 2) throw new Error('a client pair must have two paths');
+    return [absPath(pair[0] ?? '', baseDir), absPath(pair[1] ?? '', baseDir)];
+  });
+}
+
+/** The `header` table (absent → none), each value a string or a list of strings. */
+function headersOf(v: unknown): Record<string, string[]> {
+  const header = record(v);
+  if (v !== undefined && header === null) throw new Error('header must be a table');
+  const headers: Record<string, string[]> = {};
+  for (const [k, value] of Object.entries(header ?? {})) {
+    headers[k] = typeof value === 'string' ? [value] : stringList(value, `header ${k}`);
+  }
+  return headers;
+}
+
+/** True when `dial_timeout` is set; throws unless it is a Go duration. */
+function dialTimeoutSet(v: unknown): boolean {
+  if (v === undefined) return false;
+  if (typeof v !== 'string' || !/^(\d+(\.\d+)?(ns|us|µs|ms|s|m|h))+$/.test(v)) {
+    throw new Error('dial_timeout must be a Go duration such as "1s"');
+  }
+  return true;
+}
+
 /** One host table (or the root table, for `server`) as containerd's parseHostConfig reads it; throws plain Errors. */
 function hostEntry(server: string, baseDir: string, t: Record<string, unknown>): HostEntry {
-  const e: HostEntry = {
-    scheme: '',
-    host: '',
-    path: '',
-    capabilities: { ...ALL },
-    skipVerify: null,
-    caFiles: null,
-    clientPairs: null,
-    headers: {},
-    dialTimeoutSet: false,
-  };
-  const overridePath = t.override_path === true;
-  if (server !== '') {
-    const withScheme = server.startsWith('http') ? server : `https://${server}`;
-    let u: URL;
-    try {
-      u = new URL(withScheme);
-    } catch (err) {
-      throw new Error(`unable to parse server ${server}`, { cause: err });
-    }
-    if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new Error(`unsupported scheme in ${server}`);
-    e.scheme = u.protocol.slice(0, -1);
-    // As written: WHATWG URL drops a default port (":80", ":443") that Go keeps and containerd looks at.
-    const written = /^[a-z]+:\/\/(?:[^@/?#]*@)?([^/?#]*)/i.exec(withScheme)?.[1] ?? '';
-    const defaultPort = /:(?:80|443)$/.exec(written)?.[0];
-    e.host = u.port === '' && defaultPort !== undefined ? `${u.host}${defaultPort}` : u.host;
-    // Go's url.Parse leaves the path empty for "https://host"; WHATWG URL says "/". Tell them apart.
-    const rawPath = withScheme.replace(/^[a-z]+:\/\/[^/?#]*/i, '').replace(/[?#].*$/, '');
-    if (rawPath !== '') {
-      // path.Clean, then "/v2" appended unless it is there already or override_path says not to.
-      let p = posix.normalize(u.pathname).replace(/(.)\/+$/, '$1');
-      if (!p.endsWith('/v2') && !overridePath) p = `${p === '/' ? '' : p}/v2`;
-      e.path = p;
-    } else {
-      e.path = overridePath ? '' : '/v2';
-    }
-  }
+  // Checked in this order (server, skip_verify, capabilities, ca, client, header, dial_timeout):
+  // the first bad value is the one reported.
+  const address =
+    server === '' ? { scheme: '', host: '', path: '' } : serverParts(server, t.override_path === true);
+  let skipVerify: boolean | null = null;
   if (t.skip_verify !== undefined) {
     if (typeof t.skip_verify !== 'boolean') throw new Error('skip_verify must be true or false');
-    e.skipVerify = t.skip_verify;
+    skipVerify = t.skip_verify;
   }
-  if (t.capabilities !== undefined) {
-    const caps = stringList(t.capabilities, 'capabilities');
-    if (caps.length > 0) {
-      e.capabilities = { pull: false, resolve: false, push: false };
-      for (const c of caps) {
-        const k = c.toLowerCase();
-        if (k !== 'pull' && k !== 'resolve' && k !== 'push') throw new Error(`unknown capability ${c}`);
-        e.capabilities[k] = true;
-      }
-    }
-  }
-  if (t.ca !== undefined) {
-    const ca = typeof t.ca === 'string' ? [t.ca] : stringList(t.ca, 'ca');
-    e.caFiles = ca.map((p) => absPath(p, baseDir));
-  }
-  if (t.client !== undefined) {
-    const items =
-      typeof t.client === 'string' ? [t.client] : Array.isArray(t.client) ? (t.client as unknown[]) : null;
-    if (items === null) throw new Error('client must be a path, a list of paths or a list of pairs');
-    e.clientPairs = items.map((item): [string, string] => {
-      if (typeof item === 'string') return [absPath(item, baseDir), ''];
-      const pair = stringList(item, 'client pair');
-      if (pair.length !== 2) throw new Error('a client pair must have two paths');
-      return [absPath(pair[0] ?? '', baseDir), absPath(pair[1] ?? '', baseDir)];
-    });
-  }
-  const header = record(t.header);
-  if (t.header !== undefined && header === null) throw new Error('header must be a table');
-  for (const [k, v] of Object.entries(header ?? {})) {
-    e.headers[k] = typeof v === 'string' ? [v] : stringList(v, `header ${k}`);
-  }
-  if (t.dial_timeout !== undefined) {
-    if (typeof t.dial_timeout !== 'string' || !/^(\d+(\.\d+)?(ns|us|µs|ms|s|m|h))+$/.test(t.dial_timeout)) {
-      throw new Error('dial_timeout must be a Go duration such as "1s"');
-    }
-    e.dialTimeoutSet = true;
-  }
-  return e;
+  const capabilities = t.capabilities === undefined ? { ...ALL } : capabilitiesOf(t.capabilities);
+  const caFiles =
+    t.ca === undefined
+      ? null
+      : (typeof t.ca === 'string' ? [t.ca] : stringList(t.ca, 'ca')).map((p) => absPath(p, baseDir));
+  const clientPairs = t.client === undefined ? null : clientPairsOf(t.client, baseDir);
+  const headers = headersOf(t.header);
+  return {
+    ...address,
+    capabilities,
+    skipVerify,
+    caFiles,
+    clientPairs,
+    headers,
+    dialTimeoutSet: dialTimeoutSet(t.dial_timeout),
+  };
 }
 
 /**

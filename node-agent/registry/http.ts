@@ -1,7 +1,12 @@
 // One HTTP exchange with a registry over node:http / node:https: a deadline for the whole
 // exchange, a cap on the body, redirects followed as Go's client follows them, and every
 // failure turned into a coded PulltraceError.
-import { request as httpRequest, type IncomingHttpHeaders, type IncomingMessage } from 'node:http';
+import {
+  request as httpRequest,
+  type ClientRequest,
+  type IncomingHttpHeaders,
+  type IncomingMessage,
+} from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { rootCertificates } from 'node:tls';
 import { PulltraceError } from '../../common/errors.js';
@@ -69,6 +74,76 @@ export function isTlsHandshakeError(err: unknown): boolean {
   return false;
 }
 
+/** How once() settles its promise: the first call wins and clears the deadline; later ones do nothing. */
+interface Settle {
+  resolve(reply: Reply): void;
+  reject(err: PulltraceError): void;
+}
+
+/** Sends the request for `url` over http or https (with the exchange's TLS settings); not yet ended. */
+function sendRequest(ex: Exchange, url: URL, onResponse: (res: IncomingMessage) => void): ClientRequest {
+  const isHttps = url.protocol === 'https:';
+  const options = {
+    method: ex.method,
+    headers: ex.headers,
+    ...(isHttps && ex.tls !== undefined
+      ? {
+          rejectUnauthorized: ex.tls.rejectUnauthorized,
+          ...(ex.tls.cert === undefined ? {} : { cert: ex.tls.cert }),
+          ...(ex.tls.key === undefined ? {} : { key: ex.tls.key }),
+        }
+      : {}),
+  };
+  return isHttps
+    ? httpsRequest(
+        url,
+        ex.tls?.ca === undefined ? options : { ...options, ca: withDefaultRoots(ex.tls.ca) },
+        onResponse,
+      )
+    : httpRequest(url, options, onResponse);
+}
+
+/**
+ * Reads the response to `req` into a Reply; a body over `ex.maxBodyBytes` (declared or
+ * received) destroys the exchange and fails with PT_REGISTRY_BAD_RESPONSE.
+ */
+function readResponse(
+  ex: Exchange,
+  url: URL,
+  req: ClientRequest,
+  res: IncomingMessage,
+  settle: Settle,
+): void {
+  const where = `${ex.method} ${shortUrl(url)}`;
+  const tooLarge = (detail: string) => {
+    res.destroy();
+    req.destroy();
+    settle.reject(new PulltraceError('PT_REGISTRY_BAD_RESPONSE', `${where}: ${detail}`));
+  };
+  const declared = Number(res.headers['content-length']);
+  if (ex.method !== 'HEAD' && Number.isFinite(declared) && declared > ex.maxBodyBytes) {
+    tooLarge(`body of ${declared} bytes is over the ${ex.maxBodyBytes}-byte limit`);
+    return;
+  }
+  const chunks: Buffer[] = [];
+  let size = 0;
+  res.on('data', (chunk: Buffer) => {
+    size += chunk.length;
+    if (size > ex.maxBodyBytes) {
+      tooLarge(`body is over the ${ex.maxBodyBytes}-byte limit`);
+      return;
+    }
+    chunks.push(chunk);
+  });
+  res.on('end', () => {
+    settle.resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks), url });
+  });
+  res.on('error', (err) => {
+    settle.reject(new PulltraceError('PT_REGISTRY_UNAVAILABLE', `${where}: ${err.message}`, { cause: err }));
+  });
+}
+
+/** One request and its answer, no redirects followed, failing with PT_REGISTRY_TIMEOUT at `deadline`. */
 function once(ex: Exchange, url: URL, deadline: number): Promise<Reply> {
   const remaining = Math.max(1, deadline - Date.now());
   return new Promise<Reply>((resolve, reject) => {
@@ -79,86 +154,35 @@ function once(ex: Exchange, url: URL, deadline: number): Promise<Reply> {
       clearTimeout(timer);
       fn();
     };
+    const settle: Settle = {
+      resolve: (reply) => {
+        finish(() => {
+          resolve(reply);
+        });
+      },
+      reject: (err) => {
+        finish(() => {
+          reject(err);
+        });
+      },
+    };
     const where = `${ex.method} ${shortUrl(url)}`;
-    const isHttps = url.protocol === 'https:';
-    const options = {
-      method: ex.method,
-      headers: ex.headers,
-      ...(isHttps && ex.tls !== undefined
-        ? {
-            rejectUnauthorized: ex.tls.rejectUnauthorized,
-            ...(ex.tls.cert === undefined ? {} : { cert: ex.tls.cert }),
-            ...(ex.tls.key === undefined ? {} : { key: ex.tls.key }),
-          }
-        : {}),
-    };
-    const onResponse = (res: IncomingMessage) => {
-      const declared = Number(res.headers['content-length']);
-      if (ex.method !== 'HEAD' && Number.isFinite(declared) && declared > ex.maxBodyBytes) {
-        res.destroy();
-        req.destroy();
-        finish(() => {
-          reject(
-            new PulltraceError(
-              'PT_REGISTRY_BAD_RESPONSE',
-              `${where}: body of ${declared} bytes is over the ${ex.maxBodyBytes}-byte limit`,
-            ),
-          );
-        });
-        return;
-      }
-      const chunks: Buffer[] = [];
-      let size = 0;
-      res.on('data', (chunk: Buffer) => {
-        size += chunk.length;
-        if (size > ex.maxBodyBytes) {
-          res.destroy();
-          req.destroy();
-          finish(() => {
-            reject(
-              new PulltraceError(
-                'PT_REGISTRY_BAD_RESPONSE',
-                `${where}: body is over the ${ex.maxBodyBytes}-byte limit`,
-              ),
-            );
-          });
-          return;
-        }
-        chunks.push(chunk);
-      });
-      res.on('end', () => {
-        finish(() => {
-          resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks), url });
-        });
-      });
-      res.on('error', (err) => {
-        finish(() => {
-          reject(new PulltraceError('PT_REGISTRY_UNAVAILABLE', `${where}: ${err.message}`, { cause: err }));
-        });
-      });
-    };
-    const req = isHttps
-      ? httpsRequest(
-          url,
-          ex.tls?.ca === undefined ? options : { ...options, ca: withDefaultRoots(ex.tls.ca) },
-          onResponse,
-        )
-      : httpRequest(url, options, onResponse);
+    const req = sendRequest(ex, url, (res) => {
+      readResponse(ex, url, req, res, settle);
+    });
     const timer = setTimeout(() => {
-      finish(() => {
-        reject(new PulltraceError('PT_REGISTRY_TIMEOUT', `${where}: no answer within ${ex.timeoutMs} ms`));
-      });
+      settle.reject(
+        new PulltraceError('PT_REGISTRY_TIMEOUT', `${where}: no answer within ${ex.timeoutMs} ms`),
+      );
       req.destroy();
     }, remaining);
     req.on('error', (err) => {
-      finish(() => {
-        const code = errnoCode(err);
-        reject(
-          new PulltraceError('PT_REGISTRY_UNAVAILABLE', `${where}: ${code === '' ? err.message : code}`, {
-            cause: err,
-          }),
-        );
-      });
+      const code = errnoCode(err);
+      settle.reject(
+        new PulltraceError('PT_REGISTRY_UNAVAILABLE', `${where}: ${code === '' ? err.message : code}`, {
+          cause: err,
+        }),
+      );
     });
     req.end();
   });
