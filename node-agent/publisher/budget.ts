@@ -37,6 +37,8 @@ export interface BudgetState {
   etaSeconds: number | null;
   /** The pod's images (PodProgress.images): a final state for other images is a new one. */
   images?: readonly { image: string }[];
+  /** The pod's metadata.generation the state is written for: a final state for a newer one is new. */
+  generation?: number;
 }
 
 /** The same images, in the same order (absent lists compare equal). */
@@ -169,7 +171,12 @@ export class WriteBudget {
     if (final) {
       // The same final state again is nothing to write; one for other images is (the pod's
       // image was changed with `kubectl set image` and is in).
-      if (rec !== undefined && rec.last.phase === desired.phase && sameImages(rec.last, desired))
+      if (
+        rec !== undefined &&
+        rec.last.phase === desired.phase &&
+        rec.last.generation === desired.generation &&
+        sameImages(rec.last, desired)
+      )
         return this.skip(podKey, 'unchanged');
       reason = 'final';
     } else {

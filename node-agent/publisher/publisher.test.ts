@@ -472,16 +472,15 @@ function kubectlWaitMet(p: V1Pod): boolean {
   return false;
 }
 
-/** The condition never claims an older generation than the pod's (kubectl wait would ignore it). */
 /**
- * The condition carries no observedGeneration, as docs/contract.md says: the agent stops writing
- * once the images are in, so a generation written then would fall behind the pod's next spec
- * change and `kubectl wait` would ignore the condition.
+ * The condition's observedGeneration is the pod's metadata.generation (docs/contract.md): an
+ * older one would make `kubectl wait` ignore it, none would let it take a True left from the
+ * pod's previous spec.
  */
-function assertNoObservedGeneration(p: V1Pod): void {
+function assertObservedGenerationCurrent(p: V1Pod): void {
   const c = viewOf(p).condition;
   assert.ok(c !== undefined, 'the condition is there');
-  assert.equal(c.observedGeneration, undefined, 'no observedGeneration on the condition');
+  assert.equal(c.observedGeneration, p.metadata?.generation, 'observedGeneration is the pod’s generation');
 }
 
 /** The agent's default budget (docs/configuration.md). */
@@ -631,7 +630,7 @@ test('one image: Resolving, Downloading in percent steps, then Pulled, exactly a
   assert.equal(v.status?.phase, 'Downloading');
   assert.equal(v.status.images[0]?.bytesTotal, total);
   assert.equal(kubectlWaitMet(w.pod(key)), false);
-  assertNoObservedGeneration(w.pod(key));
+  assertObservedGenerationCurrent(w.pod(key));
 
   // Pulled.
   await w.advance(1000);
@@ -1144,7 +1143,7 @@ test('restart: an earlier run left Downloading 40 %; percent never drops below i
   assert.equal(v.labels[LABEL_PROGRESS], '100');
   assert.equal(v.annotations[ANNOTATION_PHASE], 'Pulled');
   assert.equal(kubectlWaitMet(w.pod(key)), true);
-  assertNoObservedGeneration(w.pod(key));
+  assertObservedGenerationCurrent(w.pod(key));
   w.check();
 });
 
@@ -1198,6 +1197,7 @@ test('restart: a running pod whose final state an earlier run wrote gets no writ
       reason: 'Pulled',
       message: 'nginx:1.27 pulled: 60.0 MB fetched',
       lastTransitionTime: iso(T0 - 3_600_000),
+      observedGeneration: 1,
     },
   });
   // The new run's tracker finds the image record older than its expectation: it says Cached.
@@ -1222,7 +1222,7 @@ test('kubectl wait keeps working when the pod generation moves on after the fina
     setStatus(p, { phase: 'Running', containerStatuses: [ranStatus('c0', 'nginx:1.27')] });
   });
   await w.advance(5000);
-  assertNoObservedGeneration(w.pod(key));
+  assertObservedGenerationCurrent(w.pod(key));
   assert.equal(kubectlWaitMet(w.pod(key)), true);
   w.check();
 });
@@ -1353,6 +1353,9 @@ test('a finished pod that needs a new image (its spec changed) is followed again
     setSpec(p, { containers: [{ name: 'c0', image: 'busybox:1.36' }] });
     setStatus(p, { containerStatuses: [waitingStatus('c0', 'busybox:1.36')] });
   });
+  // Before the agent writes again, the old True is for generation 1: kubectl wait ignores it.
+  assert.equal(w.view(key).condition?.status, 'True');
+  assert.equal(kubectlWaitMet(w.pod(key)), false, 'the old image’s True does not satisfy kubectl wait');
   await w.advance(2000);
   assert.equal(w.pub.active(), 1);
   assert.deepEqual([...w.tracker.expected], [BUSYBOX]);
@@ -1370,6 +1373,6 @@ test('a finished pod that needs a new image (its spec changed) is followed again
   assert.equal(v.condition?.status, 'True');
   assert.equal(v.condition.message, 'busybox:1.36 pulled: 4.0 MB fetched');
   assert.equal(kubectlWaitMet(w.pod(key)), true);
-  assertNoObservedGeneration(w.pod(key));
+  assertObservedGenerationCurrent(w.pod(key));
   w.check();
 });

@@ -132,11 +132,15 @@ export class Publisher {
     }
     e.pod = pod;
     if (e.done) {
-      // A finished pod is looked at again only when it waits for an image it did not have
-      // (its spec changed): that is a new pull, from 0 %.
-      if (pi.waiting.every((img) => e.images.includes(img))) return;
+      // A finished pod is looked at again when it waits for an image it did not have (its spec
+      // changed: a new pull, from 0 %), or when its generation moved past the one the condition
+      // says it observed (an in-place resize, say): then only the condition is written again.
+      const newImage = !pi.waiting.every((img) => e.images.includes(img));
+      const generation = pod.metadata?.generation;
+      const observed = e.prev?.condition?.observedGeneration;
+      if (!newImage && (generation === undefined || observed === generation)) return;
       e.done = false;
-      e.floor = 0;
+      if (newImage) e.floor = 0;
     }
     const names = pi.images.map((i) => this.o.tracker.expect(i.image, i.pullPolicy));
     for (const old of e.images) if (!names.includes(old)) this.release(old, k);
@@ -253,17 +257,22 @@ export class Publisher {
     if (e.images.length === 0) return;
     const progress = this.progressOf(e, node, now);
     const prevCondition = e.prev?.condition ?? null;
-    // No observedGeneration: the agent stops writing once the images are in, so a generation
-    // written then would fall behind the pod's next spec change (an in-place resize, say), and
-    // `kubectl wait` ignores a condition whose observedGeneration is below metadata.generation.
-    const state = publishedState(progress, { now: new Date(now), previous: prevCondition });
+    // observedGeneration is the pod's generation now: `kubectl wait` then ignores an older True
+    // left from before `kubectl set image` (onPod writes it again when the generation moves).
+    const generation = e.pod.metadata?.generation;
+    const state = publishedState(progress, {
+      now: new Date(now),
+      previous: prevCondition,
+      ...(generation === undefined ? {} : { generation }),
+    });
     const patches = buildPatches(e.prev, state);
     const cost = (patches.metadata === null ? 0 : 1) + (patches.status === null ? 0 : 1);
     if (cost === 0) {
       if (isPresent(progress.phase)) e.done = true;
       return;
     }
-    const offer = this.budget.offer(e.key, progress, now, cost);
+    const budgeted = { ...progress, ...(generation === undefined ? {} : { generation }) };
+    const offer = this.budget.offer(e.key, budgeted, now, cost);
     if (offer.decision === 'skip') return;
     if (offer.decision === 'later') {
       e.notBefore = offer.at;
@@ -285,7 +294,7 @@ export class Publisher {
       this.failed(e, err, now);
       return;
     }
-    this.budget.written(e.key, progress, now);
+    this.budget.written(e.key, budgeted, now);
     e.failures = 0;
     e.prev = state;
     e.floor = progress.percent;
