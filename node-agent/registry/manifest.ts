@@ -7,13 +7,9 @@ import { PulltraceError } from '../../common/errors.js';
 import { parseDigest } from '../../common/image-ref.js';
 import { normalizePlatform, type Platform } from './platform.js';
 
-/** The media types of manifests and indexes, as registries label them. */
-export const MEDIA_TYPES = {
-  ociIndex: 'application/vnd.oci.image.index.v1+json',
-  ociManifest: 'application/vnd.oci.image.manifest.v1+json',
-  dockerList: 'application/vnd.docker.distribution.manifest.list.v2+json',
-  dockerManifest: 'application/vnd.docker.distribution.manifest.v2+json',
-} as const;
+import { MEDIA_TYPES } from '../tracker/manifest.js';
+
+export { MEDIA_TYPES };
 
 const INDEX_TYPES: readonly string[] = [MEDIA_TYPES.ociIndex, MEDIA_TYPES.dockerList];
 const MANIFEST_TYPES: readonly string[] = [MEDIA_TYPES.ociManifest, MEDIA_TYPES.dockerManifest];

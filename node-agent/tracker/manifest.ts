@@ -8,6 +8,7 @@ import { parseDigest } from '../../common/image-ref.js';
 /** Manifests, indexes and configs are small; anything bigger is not read (bytes). */
 export const MAX_MANIFEST_BYTES = 4 * 1024 * 1024;
 
+/** The media types of manifests and indexes (OCI and Docker schema 2), as registries and containerd label them. */
 export const MEDIA_TYPES = {
   ociIndex: 'application/vnd.oci.image.index.v1+json',
   ociManifest: 'application/vnd.oci.image.manifest.v1+json',

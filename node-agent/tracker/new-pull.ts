@@ -1,4 +1,5 @@
 // Pure: a pull's starting state from what discovery found (discovery.ts FoundPull).
+import { blankStatus } from '../../common/contract.js';
 import { RateWindow } from './rate.js';
 import type { FoundPull } from './discovery.js';
 import type { PullState } from './state.js';
@@ -60,21 +61,7 @@ export function newPull(
     phase: 'Downloading',
     error: null,
     slow: false,
-    status: {
-      image: key,
-      phase: 'Downloading',
-      percent: 0,
-      bytesDone: 0,
-      bytesTotal: 0,
-      bytesCached: 0,
-      layersDone: 0,
-      layersTotal: 0,
-      bytesPerSecond: 0,
-      etaSeconds: null,
-      startedAt: new Date(startedAt).toISOString(),
-      finishedAt: null,
-      error: null,
-    },
+    status: { ...blankStatus(key, 'Downloading'), startedAt: new Date(startedAt).toISOString() },
   };
   return { pull, fetched };
 }
