@@ -154,16 +154,12 @@ function addMutateRoute(app: FastifyInstance, opts: AppOptions): void {
  * The webhook's fastify app, not yet listening (tests call `inject()`; main.ts calls `listen`).
  * Routes: POST /mutate (an AdmissionReview in, an AdmissionReview out: 200 with the decision;
  * 400/413/415 with an ErrorBody `{ code, message }` of a PT_ADMISSION_* code for a body that is
- * not a usable review; 500 PT_ADMISSION_INTERNAL for a fault outside admit()), GET /healthz,
- * GET /readyz (503 once closing), GET /metrics. HTTPS (TLS ≥ 1.2) when `tls` is given.
+ * not a usable review; 500 PT_ADMISSION_INTERNAL for a fault outside admit()). Health,
+ * readiness and metrics are the side port's (common/metrics-server.ts). HTTPS (TLS ≥ 1.2) when
+ * `tls` is given.
  */
 export function buildApp(opts: AppOptions): FastifyInstance {
   const app = createFastify(opts);
-  let shuttingDown = false;
-  app.addHook('onClose', (_instance, done) => {
-    shuttingDown = true;
-    done();
-  });
   // AdmissionReviews are JSON; any other media type is refused with 415 rather than parsed.
   app.removeContentTypeParser('text/plain');
 
@@ -179,15 +175,7 @@ export function buildApp(opts: AppOptions): FastifyInstance {
   });
 
   addMutateRoute(app, opts);
-
-  app.get('/healthz', (_req, reply) => reply.type('text/plain').send('ok\n'));
-  app.get('/readyz', (_req, reply) =>
-    shuttingDown
-      ? reply.code(503).type('text/plain').send('shutting down\n')
-      : reply.type('text/plain').send('ok\n'),
-  );
-  app.get('/metrics', async (_req, reply) =>
-    reply.type(opts.metrics.registry.contentType).send(await opts.metrics.registry.metrics()),
-  );
+  // /metrics, /healthz and /readyz are served once, on the plain-HTTP side port
+  // (common/metrics-server.ts), where the chart's probes and scrapes go.
   return app;
 }

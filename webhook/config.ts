@@ -21,7 +21,7 @@ import type { CertFiles } from './tls.js';
 
 /** The admission server's own listener. */
 export interface ServerConfig {
-  /** HTTPS listener for /mutate, /healthz, /readyz (--listen). Default 0.0.0.0:8443. */
+  /** HTTPS listener for /mutate (--listen). Default 0.0.0.0:8443. */
   listen: HostPort;
 }
 
@@ -44,7 +44,7 @@ export const WEBHOOK_FIELDS: Fields<WebhookConfig> = {
   server: {
     listen: {
       flags: '--listen <host:port>',
-      help: 'HTTPS listener for /mutate, /healthz, /readyz',
+      help: 'HTTPS listener for /mutate',
       default: '0.0.0.0:8443',
       parse: parseHostPort,
     },
