@@ -1027,3 +1027,17 @@ test('no more than maxPulls pulls are kept: the oldest go first', async () => {
     [imgs[2]!.digest, imgs[3]!.digest].sort(),
   );
 });
+
+test('containerd unreachable for many polls: said once at warn, with what to check; once more when it works again', async () => {
+  const n = new Node();
+  n.fake.down();
+  for (let at = 0; at < 10_000; at += 1000) await n.at(at).poll();
+  const warned = n.logs.filter((l) => l.level === 'warn');
+  assert.equal(warned.length, 1, 'one warning for ten failed polls');
+  assert.match(String(warned[0]?.msg), /reading containerd failed/);
+  assert.match(String(warned[0]?.hint), /--containerd-address/);
+  n.fake.up();
+  await n.at(11_000).poll();
+  assert.equal(n.tracker.lastError, null);
+  assert.equal(n.logs.filter((l) => l.msg === 'reading containerd works again').length, 1);
+});

@@ -56,6 +56,10 @@ export interface PullTrackerOptions extends Partial<TrackerSettings>, Partial<Pr
  * state as it was and is retried with back-off (1×, 2×, 4× the interval, up to 30 s); the last
  * error is in `lastError`.
  */
+/** What to check when containerd cannot be read (docs/troubleshooting.md, section 3). */
+const CONTAINERD_HINT =
+  "check --containerd-address (the chart's nodeAgent.containerd.socketPath) names containerd's socket on the node, mounted into the pod, and that the agent may connect to it (root, or socketGroup)";
+
 export class PullTracker {
   private readonly source: ContainerdSource;
   private readonly now: () => number;
@@ -241,13 +245,23 @@ export class PullTracker {
     const before = this.fingerprint();
     try {
       await this.observe();
+      if (this.lastError !== null) this.log.info('reading containerd works again');
       this.failures = 0;
       this.lastError = null;
     } catch (err) {
       this.failures++;
-      this.lastError = errorMessage(err);
+      const message = errorMessage(err);
       // containerd gone or restarting: keep the state as it was, mark nothing Failed for it.
-      this.log.warn({ err, failures: this.failures }, 'reading containerd failed');
+      // Said once per cause (at warn, with what to check), not once per retry.
+      if (message !== this.lastError) {
+        this.log.warn(
+          { err: message, failures: this.failures, hint: CONTAINERD_HINT },
+          'reading containerd failed; retrying with back-off',
+        );
+      } else {
+        this.log.debug({ failures: this.failures }, 'reading containerd still fails');
+      }
+      this.lastError = message;
       return;
     } finally {
       this.polls++;
