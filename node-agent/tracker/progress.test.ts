@@ -201,3 +201,53 @@ test('the ETA allows for the unflushed bytes: 4 blobs at 4 MiB/s, each last writ
   assert.equal(p.status.etaSeconds, Math.round((seen - 4 * Math.min(MiB, 0.9 * MiB)) / rate));
   assert.ok(p.status.etaSeconds < Math.round(seen / rate), 'shorter than the flushed bytes alone say');
 });
+
+test('a transfer that stops has no rate or ETA at once; its retry is Downloading from the start, not Stalled', () => {
+  const layer = { digest: d('a'), size: 20 * MiB };
+  const p = pull([layer]);
+  p.cached.add(d('c'));
+  const blobs = new Map<string, BlobState>();
+  const fetching = (counted: number, at: number) =>
+    blobs.set(layer.digest, { state: 'fetching', total: layer.size, counted, updatedAt: at });
+  for (let t = 0; t <= 4000; t += 1000) {
+    fetching((t / 1000 + 1) * 2 * MiB, t);
+    advance(p, blobs, t, OPTS);
+  }
+  assert.ok(p.status.bytesPerSecond > 0);
+  // Cancelled: the ingest leaves without a commit.
+  blobs.set(layer.digest, { state: 'lost', total: layer.size, counted: 10 * MiB });
+  advance(p, blobs, 5000, OPTS);
+  assert.equal(p.status.phase, 'Downloading', 'not Failed before failAfter');
+  assert.deepEqual([p.status.bytesPerSecond, p.status.etaSeconds], [0, null], 'no made-up rate');
+  advance(p, blobs, 60_000, OPTS);
+  assert.equal(p.status.phase, 'Failed');
+  // The kubelet retries a minute later: a new ingest from 0.
+  fetching(0, 61_000);
+  advance(p, blobs, 61_000, OPTS);
+  assert.equal(p.status.phase, 'Downloading', 'a retry is not Stalled');
+  fetching(4 * MiB, 62_000);
+  advance(p, blobs, 62_000, OPTS);
+  fetching(8 * MiB, 63_000);
+  advance(p, blobs, 63_000, OPTS);
+  assert.equal(p.status.phase, 'Downloading');
+});
+
+test('bytes moving again after a stall: the rate is near the new one, not averaged over the stall', () => {
+  const layer = { digest: d('a'), size: 64 * MiB };
+  const p = pull([layer]);
+  p.cached.add(d('c'));
+  const blobs = new Map<string, BlobState>();
+  const fetching = (counted: number, at: number) =>
+    blobs.set(layer.digest, { state: 'fetching', total: layer.size, counted, updatedAt: at });
+  for (let t = 0; t <= 5000; t += 1000) {
+    fetching((t / 1000 + 1) * 2 * MiB, t);
+    advance(p, blobs, t, OPTS);
+  }
+  for (let t = 6000; t <= 40_000; t += 1000) advance(p, blobs, t, OPTS);
+  assert.equal(p.status.phase, 'Stalled');
+  fetching(14 * MiB, 41_000);
+  advance(p, blobs, 41_000, OPTS);
+  assert.equal(p.status.phase, 'Downloading');
+  const rate = p.status.bytesPerSecond;
+  assert.ok(rate > 1.5 * MiB && rate < 3 * MiB, `rate ${rate} after the stall, 2 MiB/s before it`);
+});

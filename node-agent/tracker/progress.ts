@@ -1,7 +1,7 @@
 // Pure: one pull's public status from its blobs' states and the time. No containerd calls:
 // discovery.ts and tracker.ts gather the states; this decides phase, bytes, percent, rate, ETA.
 import { MAX_ERROR_LENGTH } from '../../common/contract.js';
-import { eta } from './rate.js';
+import { eta, RateWindow } from './rate.js';
 import { blobView, type BlobState, type PullState } from './state.js';
 
 /**
@@ -108,6 +108,23 @@ export function unflushed(moving: Tally['moving'], rate: number, now: number): n
 
 /** Moves a running pull's phase, rate and flags on to `now`. */
 function advancePhase(p: PullState, t: Tally, now: number, o: ProgressOptions): void {
+  const resumed =
+    t.moving.length > 0 && (p.idleSince !== null || p.phase === 'Failed' || p.phase === 'Stalled');
+  if (resumed && p.phase !== 'Stalled') {
+    // A retry after the transfer stopped (cancelled, containerd restarted): a new start. Its
+    // time is now, and its rate is measured afresh, not across the gap.
+    p.lastProgressAt = now;
+    p.rateAtProgress = 0;
+    p.rate = new RateWindow(o.rateWindowMs);
+  }
+  if (p.phase === 'Stalled' && t.done > p.lastDone && p.rateAtProgress > 0 && t.moving.length > 0) {
+    // Bytes move again after a stall: the rate is what they move at now, not an average across
+    // the stall. The window starts afresh as if the new bytes came at the rate measured before
+    // the stall (the best guess until the next write says more).
+    const tookMs = ((t.done - p.lastDone) / p.rateAtProgress) * 1000;
+    p.rate = new RateWindow(o.rateWindowMs);
+    p.rate.add(now - Math.min(tookMs, o.rateWindowMs), p.lastDone);
+  }
   p.rate.add(sampleTime(p, t.moving, now), t.done);
   const rate = p.rate.rate();
   if (t.done > p.lastDone) {
@@ -170,7 +187,10 @@ export function advance(
   percent = pulled ? 100 : Math.min(99, percent);
   percent = Math.max(p.percentFloor, percent);
   p.percentFloor = percent;
-  const rate = pulled || p.phase === 'Failed' ? 0 : p.rate.rate();
+  // Nothing in flight with blobs missing (cancelled, failed, containerd restarting): no rate
+  // and no ETA, rather than a made-up one decaying until the pull is called Failed.
+  const idle = p.finishedAt === null && t.moving.length === 0 && !t.allIn;
+  const rate = pulled || p.phase === 'Failed' || idle ? 0 : p.rate.rate();
   const shownRate = p.phase === 'Stalled' ? 0 : rate;
   const remaining = t.total - t.done - unflushed(t.moving, rate, now);
   p.status = {
