@@ -1,8 +1,8 @@
 // The node agent publishing to pods, on the sandbox (e2e/sandbox): real containerd, the real
-// registry behind the throttle, the real webhook and node agent processes; the API server,
-// kubelet (20 pulls at once here), scheduler and Deployment controller stood in for.
+// registry behind the throttle, the real webhook and node agent processes, and a real
+// kube-apiserver, controller-manager, scheduler and kubelet (20 pulls at once here).
 //   (a) writes per pod per pull: the stored pod changes where the agent's labels/annotations or
-//       its condition changed (the store's in-process subscription sees every stored change),
+//       its condition changed (a watch of the API server sees every stored change),
 //       for a 5 s pull, a 30 s pull and a pull stalled mid-way (throttle stopped past
 //       --stall-after);
 //   (b) freshness: a byte landing in containerd (ingest updatedAt, ListStatuses every 20 ms) →
@@ -11,7 +11,7 @@
 //   (c) the agent's CPU and RSS (/proc) with 110 tracked pods and 20 concurrent pulls against
 //       the same agent idle with 0 pods; writes/s to the API and whether every pod got its
 //       final state.
-// The throttle, the stand-ins and the store run in this process: nothing here blocks the event
+// The throttle and the change feed run in this process: nothing here blocks the event
 // loop while pulls run (images are built first, /proc and kubectl are read asynchronously).
 import { execFile, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -33,8 +33,7 @@ import {
   type PodPullStatus,
 } from '../common/contract.js';
 import { KUBECTL } from '../e2e/control-plane/kubectl.js';
-import type { StoreChange } from '../e2e/control-plane/store.js';
-import type { KubeObject } from '../e2e/control-plane/types.js';
+import type { Change as StoreChange, ChangeObject as KubeObject } from '../e2e/sandbox/changes.js';
 import { buildImage } from '../e2e/env/image-builder.js';
 import { startSandbox, type Sandbox } from '../e2e/sandbox/sandbox.js';
 import { GrpcContainerdSource } from '../node-agent/containerd/grpc-client.js';
@@ -120,7 +119,7 @@ class Recorder {
   private readonly off: () => void;
 
   constructor(sb: Sandbox, nsPrefix: string) {
-    this.off = sb.controlPlane.store.subscribe((c) => {
+    this.off = sb.changes.subscribe((c) => {
       const meta = c.object.metadata;
       if (meta?.namespace?.startsWith(nsPrefix) !== true) return;
       if (c.resource.resource === 'events' && c.type === 'ADDED') this.event(c);

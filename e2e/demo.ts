@@ -1,6 +1,7 @@
-// `npm run demo`: pulltrace's main job on a fresh machine. Starts the sandbox (real
-// containerd, registry behind a throttle, webhook and node agent; stand-ins for the API server,
-// kubelet, scheduler and Deployment controller), pushes a large image, creates a Deployment of
+// `npm run demo`: pulltrace's main job on a fresh machine. Starts the sandbox (a one-node
+// Kubernetes cluster on loopback: etcd, kube-apiserver, controller-manager, scheduler and a
+// kubelet on containerd, with a registry behind a throttle; pulltrace's webhook and node agent
+// under the chart's configuration and RBAC), pushes a large image, creates a Deployment of
 // it, and shows the rollout through the real kubectl: live progress with
 // `kubectl get pods -o wide -L pulltrace.io/progress,pulltrace.io/eta -w`, then
 // `kubectl wait --for=condition=pulltrace.io/ImagesPulled` returning when the images are in.
@@ -40,7 +41,8 @@ execFileSync('bash', [join(ROOT, 'e2e/env/install.sh')], { stdio: 'inherit' });
 const dir = mkdtempSync(join(tmpdir(), 'pulltrace-demo-'));
 const cache = join(dir, 'kube-cache');
 say(
-  'starting the sandbox: containerd, registry + throttle (8 MB/s), API server, kubelet, webhook, node agent',
+  'starting the sandbox: containerd, registry + throttle (8 MB/s), etcd, kube-apiserver, ' +
+    'controller-manager, scheduler, kubelet, webhook, node agent',
 );
 const sb = await startSandbox({ dir, rate: 8 * MB });
 let exitCode = 0;
@@ -49,7 +51,13 @@ try {
   const { KUBECONFIG, REGISTRY, PULL_REGISTRY } = sb.env;
   say(`kubeconfig: ${KUBECONFIG}   (try: kubectl --kubeconfig ${KUBECONFIG} get pods)`);
   say('pushing demo/web:1 (3 layers, 96 MB of incompressible data)');
-  await buildImage({ registry: REGISTRY, name: 'demo/web:1', layers: [40 * MB, 32 * MB, 24 * MB] });
+  // Its command (/sleep) runs until the kubelet stops it.
+  await buildImage({
+    registry: REGISTRY,
+    name: 'demo/web:1',
+    layers: [40 * MB, 32 * MB, 24 * MB],
+    cmd: ['/sleep'],
+  });
 
   const manifest = join(dir, 'web.yaml');
   writeFileSync(
@@ -105,11 +113,25 @@ spec:
   let waited = '';
   wait.stdout?.on('data', (c: Buffer) => (waited += c.toString()));
   const code = await finished(wait);
+  // The pods become Ready once their containers run and the readiness gate's condition is True:
+  // the Deployment controller then counts them available.
+  const rollout = kubectl(
+    KUBECONFIG,
+    cache,
+    ['rollout', 'status', 'deployment/web', '--timeout=120s'],
+    'pipe',
+  );
+  let rolled = '';
+  rollout.stdout?.on('data', (c: Buffer) => (rolled += c.toString()));
+  const rolloutCode = await finished(rollout);
   watch.kill('SIGTERM');
   await new Promise((r) => setTimeout(r, 300));
   say(`kubectl wait --for=condition=pulltrace.io/ImagesPulled pod -l app=web  → exit ${code}`);
   process.stdout.write(waited);
   if (code !== 0) throw new Error('kubectl wait did not succeed');
+  say(`kubectl rollout status deployment/web  → exit ${rolloutCode}`);
+  process.stdout.write(`${rolled.trim().split('\n').at(-1) ?? ''}\n`);
+  if (rolloutCode !== 0) throw new Error('kubectl rollout status did not succeed');
   say('kubectl get pods -o wide -L pulltrace.io/progress,pulltrace.io/eta');
   await finished(
     kubectl(KUBECONFIG, cache, ['get', 'pods', '-o', 'wide', '-L', 'pulltrace.io/progress,pulltrace.io/eta']),
@@ -135,7 +157,7 @@ spec:
   }
 } catch (err) {
   process.stderr.write(`demo failed: ${err instanceof Error ? err.message : String(err)}\n`);
-  process.stderr.write(`logs are in ${dir} (node-agent.log, webhook.log)\n`);
+  process.stderr.write(`logs are in ${dir} (node-agent.log, webhook.log, cluster/logs/)\n`);
   exitCode = 1;
 } finally {
   for (const w of watchers) w.kill('SIGTERM');

@@ -1,8 +1,8 @@
 // The kubectl plugin end to end: `kubectl pulltrace ...` run by the real kubectl, which finds
 // `kubectl-pulltrace` on PATH (a shell wrapper around cli/kubectl-pulltrace.ts, as the npm `bin`
-// entry is in an install), against the sandbox: Deployments made by the Deployment controller,
-// pulled by the kubelet stand-in through real containerd from the throttled real registry, and
-// progress written by the real node agent. Checks exit codes (0 images in, 1 pull failed,
+// entry is in an install), against the sandbox: Deployments rolled out by the real
+// kube-controller-manager, scheduled by kube-scheduler, pulled and run by a real kubelet on
+// containerd from the throttled registry, and progress written by the real node agent. Checks exit codes (0 images in, 1 pull failed,
 // 2 usage/API error, 3 timed out), the plain lines when stdout is not a terminal, the live
 // table on a terminal, and the one-shot `pods` table.
 import assert from 'node:assert/strict';
@@ -43,6 +43,8 @@ before(async () => {
       registry: sb.env.REGISTRY,
       name: `plugin/${name}-${tag}:v1`,
       layers: layers.map((m) => m * MB),
+      // Deployment pods run until stopped: a rollout needs them available (Ready).
+      cmd: ['/sleep'],
     });
     return { ref: `${sb.env.PULL_REGISTRY}/plugin/${name}-${tag}:v1`, size: built.totalSize };
   };
@@ -66,17 +68,19 @@ before(async () => {
   chmodSync(wrapper, 0o755);
 
   ns = `pt-plugin-${randomBytes(3).toString('hex')}`;
-  const r = await k.run(['create', 'namespace', ns]);
-  assert.equal(r.code, 0, r.stderr);
+  await sb.createNamespace(ns);
 });
 
 after(async () => {
-  k.cleanup();
-  await sb.stop();
-  rmSync(dir, { recursive: true, force: true });
+  // before() may have failed half-way.
+  (k as Kubectl | undefined)?.cleanup();
+  await (sb as Sandbox | undefined)?.stop();
+  // PULLTRACE_E2E_KEEP=1 keeps the sandbox's logs (node-agent.log, webhook.log, cluster/logs).
+  if (process.env.PULLTRACE_E2E_KEEP === undefined) rmSync(dir, { recursive: true, force: true });
+  else process.stderr.write(`kept ${dir}\n`);
 });
 
-/** Runs `kubectl pulltrace ARGS` (asynchronously: the throttle and stand-ins run in this process). */
+/** Runs `kubectl pulltrace ARGS` (asynchronously: the throttle runs in this process). */
 function plugin(args: string[], opts: { tty?: boolean; timeoutMs?: number } = {}): Promise<KubectlResult> {
   const env = { ...process.env, KUBECONFIG: sb.env.KUBECONFIG, PATH: `${binDir}:${process.env.PATH ?? ''}` };
   const quoted = [KUBECTL, 'pulltrace', ...args].map((a) => `'${a}'`).join(' ');
@@ -213,9 +217,8 @@ test('a missing tag: exit 1, with the pod and the reason', async () => {
     );
     assert.match(r.stdout, / Failed /);
   } finally {
-    // Stop the kubelet's retries (the sandbox has no garbage collector: owned objects too).
-    await kubectlOk(['delete', 'deployment', 'broken', '-n', ns]);
-    await kubectlOk(['delete', 'replicasets,pods', '-l', 'app=broken', '-n', ns]);
+    // Stop the kubelet's retries (the garbage collector removes the ReplicaSet and its pods).
+    await kubectlOk(['delete', 'deployment', 'broken', '-n', ns, '--cascade=foreground']);
   }
 });
 

@@ -1,5 +1,6 @@
 // The sandbox as scripts drive it (`npm run sandbox -- up|image|down`) and the README's first
-// command (`npm run demo`), run as a user runs them.
+// command (`npm run demo`), run as a user runs them: a real kube-apiserver (its /livez lists
+// etcd), the real controllers roll the Deployment out, the real kubelet runs its pods.
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -38,6 +39,12 @@ test('sandbox up → image → a Deployment rolls out through kubectl → down r
     for (const k of ['KUBECONFIG', 'REGISTRY', 'PULL_REGISTRY', 'CONTAINERD_ADDRESS', 'NODE_NAME']) {
       assert.ok(env[k] !== undefined && env[k] !== '', `${k} in DIR/env`);
     }
+    const k = kubectlFor(env.KUBECONFIG!);
+    const livez = await k.run(['get', '--raw', '/livez?verbose']);
+    assert.equal(livez.code, 0, livez.stderr);
+    assert.match(livez.stdout, /^\[\+\]etcd ok$/m, 'a real kube-apiserver, on etcd');
+    const version = await k.run(['version', '-o', 'json']);
+    assert.match(version.stdout, /"gitVersion": "v1\.34\.\d+"/);
     const base = await npm(['sandbox', '--', 'image', 'team/base:1', '--layers', '4', '--dir', dir], 120_000);
     assert.equal(base.code, 0, base.out);
     const img = await npm(
@@ -47,7 +54,6 @@ test('sandbox up → image → a Deployment rolls out through kubectl → down r
     assert.equal(img.code, 0, img.out);
     assert.match(img.out, /team\/web:1 \d+ bytes \(3 layers/, 'the base layer comes first, shared');
 
-    const k = kubectlFor(env.KUBECONFIG!);
     try {
       const c = await k.run([
         'create',
@@ -93,8 +99,9 @@ test('npm run demo -- --exit: a throttled rollout watched through kubectl until 
   assert.equal(r.code, 0, r.out);
   assert.match(r.out, /kubectl wait --for=condition=pulltrace\.io\/ImagesPulled pod -l app=web {2}→ exit 0/);
   assert.equal((r.out.match(/condition met/g) ?? []).length, 3);
+  // READY 1/1 Running, no restarts, a pod IP of the node's pod network, READINESS GATES 1/1.
   assert.match(
     r.out,
-    /web-\S+\s+1\/1\s+Running\s+0\s+\S+\s+127\.0\.0\.1\s+sandbox-node\s+<none>\s+1\/1\s+100\s+0s/,
+    /web-\S+\s+1\/1\s+Running\s+0\s+\S+\s+\d+\.\d+\.\d+\.\d+\s+sandbox-node\s+<none>\s+1\/1\s+100\s+0s/,
   );
 });

@@ -290,7 +290,10 @@ test('like containerd: a malformed digest or a snapshotter that is not loaded re
   assert.equal(await f.contentInfo(`sha512:${'a'.repeat(128)}`), null);
   assert.equal(await f.statSnapshot('overlayfs', d('1')), null);
   assert.equal(await f.statSnapshot('native', d('1')), null);
-  await assert.rejects(f.statSnapshot('btrfs', d('1')), coded('PT_CONTAINERD_CALL_FAILED', /not loaded: btrfs/));
+  await assert.rejects(
+    f.statSnapshot('btrfs', d('1')),
+    coded('PT_CONTAINERD_CALL_FAILED', /not loaded: btrfs/),
+  );
   f.setSnapshot('stargz', { name: d('1'), parent: '', kind: 'committed', labels: {} });
   assert.equal(
     (await f.statSnapshot('stargz', d('1')))?.kind,

@@ -60,8 +60,20 @@ export interface Cluster {
   pki: Pki;
   /** `http://127.0.0.1:PORT` of etcd's client endpoint. */
   etcdUrl: string;
-  /** The processes, in start order. */
+  /** The processes, in start order (a component started again replaces its old entry). */
   components: Component[];
+  /**
+   * Stops one component (`etcd`, `kube-apiserver`, `kube-controller-manager`, `kube-scheduler`)
+   * as an outage would: SIGTERM (SIGKILL after 5 s), or `signal: 'SIGKILL'` for a crash. Its
+   * clients see the real thing: connections refused (API server) or the API server's own errors
+   * (etcd). startComponent() brings it back.
+   */
+  stopComponent(name: string, opts?: { signal?: 'SIGTERM' | 'SIGKILL' }): Promise<void>;
+  /**
+   * Starts a stopped component again, with the same flags, port and data, and waits until it is
+   * healthy (the API server: /livez lists etcd ok, and /readyz). Throws a ComponentError if not.
+   */
+  startComponent(name: string, opts?: { timeoutMs?: number }): Promise<void>;
   /** Milliseconds from start() to healthy, per component, and `total`. */
   timings: Record<string, number>;
   /** Writes a kubeconfig authenticating as `id` with a new client certificate; returns its path. */
@@ -107,6 +119,8 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> 
   const dir = opts.dir ?? mkdtempSync('/tmp/pt-kube-');
   mkdirSync(join(dir, 'logs'), { recursive: true });
   const components: Component[] = [];
+  /** How to start each component again, and its health probe (stopComponent/startComponent). */
+  const specs = new Map<string, { spawn: () => Component; probe: () => Promise<ProbeResult> }>();
   const timings: Record<string, number> = {};
   const cleanups: (() => Promise<void>)[] = [];
   let stopped = false;
@@ -147,125 +161,138 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> 
     };
 
     // --- etcd: one member, plain HTTP on loopback (peer port too), no fsync (test data only).
-    const etcd = startComponent(
-      'etcd',
-      bins.etcd,
-      [
-        '--name=pulltrace',
-        `--data-dir=${join(dir, 'etcd')}`,
-        `--listen-client-urls=${etcdUrl}`,
-        `--advertise-client-urls=${etcdUrl}`,
-        `--listen-peer-urls=http://127.0.0.1:${peerPort}`,
-        `--initial-advertise-peer-urls=http://127.0.0.1:${peerPort}`,
-        `--initial-cluster=pulltrace=http://127.0.0.1:${peerPort}`,
-        '--unsafe-no-fsync=true',
-        '--log-level=warn',
-      ],
-      log('etcd'),
-    );
+    const spawnEtcd = () =>
+      startComponent(
+        'etcd',
+        bins.etcd,
+        [
+          '--name=pulltrace',
+          `--data-dir=${join(dir, 'etcd')}`,
+          `--listen-client-urls=${etcdUrl}`,
+          `--advertise-client-urls=${etcdUrl}`,
+          `--listen-peer-urls=http://127.0.0.1:${peerPort}`,
+          `--initial-advertise-peer-urls=http://127.0.0.1:${peerPort}`,
+          `--initial-cluster=pulltrace=http://127.0.0.1:${peerPort}`,
+          '--unsafe-no-fsync=true',
+          '--log-level=warn',
+        ],
+        log('etcd'),
+      );
+    const etcd = spawnEtcd();
     components.push(etcd);
-    await healthy(
-      etcd,
-      httpProbe(`${etcdUrl}/health`, undefined, (b) => b.includes('"health":"true"')),
-    );
+    const etcdProbe = httpProbe(`${etcdUrl}/health`, undefined, (b) => b.includes('"health":"true"'));
+    specs.set('etcd', { spawn: spawnEtcd, probe: etcdProbe });
+    await healthy(etcd, etcdProbe);
 
     // --- kube-apiserver
-    const apiserver = startComponent(
-      'kube-apiserver',
-      bins['kube-apiserver'],
-      [
-        `--etcd-servers=${etcdUrl}`,
-        '--bind-address=127.0.0.1',
-        '--advertise-address=127.0.0.1',
-        `--secure-port=${apiPort}`,
-        `--cert-dir=${join(dir, 'pki', 'apiserver-generated')}`,
-        `--tls-cert-file=${pki.apiserver.cert}`,
-        `--tls-private-key-file=${pki.apiserver.key}`,
-        `--client-ca-file=${pki.caCert}`,
-        `--kubelet-certificate-authority=${pki.caCert}`,
-        `--kubelet-client-certificate=${admin.cert}`,
-        `--kubelet-client-key=${admin.key}`,
-        `--service-account-key-file=${pki.serviceAccount.publicKey}`,
-        `--service-account-signing-key-file=${pki.serviceAccount.privateKey}`,
-        `--service-account-issuer=${SERVICE_ISSUER}`,
-        '--authorization-mode=Node,RBAC',
-        // Added to the default plugins (which stay on): the kubelet's writes are limited to its node.
-        '--enable-admission-plugins=NodeRestriction',
-        // The chart's optional MutatingAdmissionPolicy (beta in 1.34, off by default).
-        '--feature-gates=MutatingAdmissionPolicy=true',
-        '--runtime-config=admissionregistration.k8s.io/v1beta1=true',
-        `--service-cluster-ip-range=${serviceCidr}`,
-        '--allow-privileged=true',
-        // The `kubernetes` Endpoints may not hold a loopback address: keep the reconciler out.
-        '--endpoint-reconciler-type=none',
-        '--profiling=false',
-        ...(opts.apiserverArgs ?? []),
-      ],
-      log('kube-apiserver'),
-    );
+    const spawnApiserver = () =>
+      startComponent(
+        'kube-apiserver',
+        bins['kube-apiserver'],
+        [
+          `--etcd-servers=${etcdUrl}`,
+          '--bind-address=127.0.0.1',
+          '--advertise-address=127.0.0.1',
+          `--secure-port=${apiPort}`,
+          `--cert-dir=${join(dir, 'pki', 'apiserver-generated')}`,
+          `--tls-cert-file=${pki.apiserver.cert}`,
+          `--tls-private-key-file=${pki.apiserver.key}`,
+          `--client-ca-file=${pki.caCert}`,
+          `--kubelet-certificate-authority=${pki.caCert}`,
+          `--kubelet-client-certificate=${admin.cert}`,
+          `--kubelet-client-key=${admin.key}`,
+          `--service-account-key-file=${pki.serviceAccount.publicKey}`,
+          `--service-account-signing-key-file=${pki.serviceAccount.privateKey}`,
+          `--service-account-issuer=${SERVICE_ISSUER}`,
+          '--authorization-mode=Node,RBAC',
+          // Added to the default plugins (which stay on): the kubelet's writes are limited to its node.
+          '--enable-admission-plugins=NodeRestriction',
+          // The chart's optional MutatingAdmissionPolicy (beta in 1.34, off by default).
+          '--feature-gates=MutatingAdmissionPolicy=true',
+          '--runtime-config=admissionregistration.k8s.io/v1beta1=true',
+          `--service-cluster-ip-range=${serviceCidr}`,
+          '--allow-privileged=true',
+          // The `kubernetes` Endpoints may not hold a loopback address: keep the reconciler out.
+          '--endpoint-reconciler-type=none',
+          '--profiling=false',
+          ...(opts.apiserverArgs ?? []),
+        ],
+        log('kube-apiserver'),
+      );
+    const apiserver = spawnApiserver();
     components.push(apiserver);
     const adminTls = { ca: pki.caCert, cert: admin.cert, key: admin.key };
     const livez = httpProbe(`${url}/livez?verbose`, adminTls, (b) => b.includes('[+]etcd ok'));
     const readyz = httpProbe(`${url}/readyz?verbose`, adminTls);
-    await healthy(apiserver, async () => {
+    const apiserverProbe = async () => {
       const l = await livez();
       return l.ok ? readyz() : l;
-    });
+    };
+    specs.set('kube-apiserver', { spawn: spawnApiserver, probe: apiserverProbe });
+    await healthy(apiserver, apiserverProbe);
 
     // --- kube-controller-manager and kube-scheduler, side by side
     const waits: Promise<void>[] = [];
     if (opts.controllerManager !== false) {
       const kc = await kubeconfigFor('kube-controller-manager', { user: 'system:kube-controller-manager' });
       const serving = await pki.serving('kube-controller-manager');
-      const cm = startComponent(
-        'kube-controller-manager',
-        bins['kube-controller-manager'],
-        [
-          `--kubeconfig=${kc}`,
-          `--authentication-kubeconfig=${kc}`,
-          `--authorization-kubeconfig=${kc}`,
-          '--bind-address=127.0.0.1',
-          `--secure-port=${cmPort}`,
-          `--tls-cert-file=${serving.cert}`,
-          `--tls-private-key-file=${serving.key}`,
-          '--leader-elect=false',
-          '--use-service-account-credentials=true',
-          // Each controller's client starts with a token request; the default 20 QPS makes the
-          // last controllers (serviceaccount among them) wait ~5 s.
-          '--kube-api-qps=200',
-          '--kube-api-burst=400',
-          `--service-account-private-key-file=${pki.serviceAccount.privateKey}`,
-          `--root-ca-file=${pki.caCert}`,
-          `--cluster-signing-cert-file=${pki.caCert}`,
-          `--cluster-signing-key-file=${pki.caKey}`,
-          `--controllers=${(opts.controllers ?? ['*']).join(',')}`,
-          `--service-cluster-ip-range=${serviceCidr}`,
-        ],
-        log('kube-controller-manager'),
-      );
+      const spawnCm = () =>
+        startComponent(
+          'kube-controller-manager',
+          bins['kube-controller-manager'],
+          [
+            `--kubeconfig=${kc}`,
+            `--authentication-kubeconfig=${kc}`,
+            `--authorization-kubeconfig=${kc}`,
+            '--bind-address=127.0.0.1',
+            `--secure-port=${cmPort}`,
+            `--tls-cert-file=${serving.cert}`,
+            `--tls-private-key-file=${serving.key}`,
+            '--leader-elect=false',
+            '--use-service-account-credentials=true',
+            // Each controller's client starts with a token request; the default 20 QPS makes the
+            // last controllers (serviceaccount among them) wait ~5 s.
+            '--kube-api-qps=200',
+            '--kube-api-burst=400',
+            `--service-account-private-key-file=${pki.serviceAccount.privateKey}`,
+            `--root-ca-file=${pki.caCert}`,
+            `--cluster-signing-cert-file=${pki.caCert}`,
+            `--cluster-signing-key-file=${pki.caKey}`,
+            `--controllers=${(opts.controllers ?? ['*']).join(',')}`,
+            `--service-cluster-ip-range=${serviceCidr}`,
+          ],
+          log('kube-controller-manager'),
+        );
+      const cm = spawnCm();
       components.push(cm);
-      waits.push(healthy(cm, httpProbe(`https://127.0.0.1:${cmPort}/healthz`, { ca: pki.caCert })));
+      const cmProbe = httpProbe(`https://127.0.0.1:${cmPort}/healthz`, { ca: pki.caCert });
+      specs.set('kube-controller-manager', { spawn: spawnCm, probe: cmProbe });
+      waits.push(healthy(cm, cmProbe));
     }
     if (opts.scheduler !== false) {
       const kc = await kubeconfigFor('kube-scheduler', { user: 'system:kube-scheduler' });
       const serving = await pki.serving('kube-scheduler');
-      const sched = startComponent(
-        'kube-scheduler',
-        bins['kube-scheduler'],
-        [
-          `--kubeconfig=${kc}`,
-          `--authentication-kubeconfig=${kc}`,
-          `--authorization-kubeconfig=${kc}`,
-          '--bind-address=127.0.0.1',
-          `--secure-port=${schedPort}`,
-          `--tls-cert-file=${serving.cert}`,
-          `--tls-private-key-file=${serving.key}`,
-          '--leader-elect=false',
-        ],
-        log('kube-scheduler'),
-      );
+      const spawnSched = () =>
+        startComponent(
+          'kube-scheduler',
+          bins['kube-scheduler'],
+          [
+            `--kubeconfig=${kc}`,
+            `--authentication-kubeconfig=${kc}`,
+            `--authorization-kubeconfig=${kc}`,
+            '--bind-address=127.0.0.1',
+            `--secure-port=${schedPort}`,
+            `--tls-cert-file=${serving.cert}`,
+            `--tls-private-key-file=${serving.key}`,
+            '--leader-elect=false',
+          ],
+          log('kube-scheduler'),
+        );
+      const sched = spawnSched();
       components.push(sched);
-      waits.push(healthy(sched, httpProbe(`https://127.0.0.1:${schedPort}/healthz`, { ca: pki.caCert })));
+      const schedProbe = httpProbe(`https://127.0.0.1:${schedPort}/healthz`, { ca: pki.caCert });
+      specs.set('kube-scheduler', { spawn: spawnSched, probe: schedProbe });
+      waits.push(healthy(sched, schedProbe));
     }
     await Promise.all(waits);
     if (opts.controllerManager !== false) {
@@ -286,6 +313,29 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> 
         );
     }
     timings.total = Date.now() - t0;
+    const named = (name: string) => {
+      const spec = specs.get(name);
+      if (spec === undefined) throw new Error(`no component ${name} (${[...specs.keys()].join(', ')})`);
+      return spec;
+    };
+    const stopComponent = async (name: string, o: { signal?: 'SIGTERM' | 'SIGKILL' } = {}) => {
+      named(name);
+      const c = components.find((x) => x.name === name);
+      if (c === undefined || c.exitStatus() !== null) return;
+      if (o.signal === 'SIGKILL') {
+        c.svc.child.kill('SIGKILL');
+        await c.exited;
+      } else await c.stop();
+    };
+    const restartComponent = async (name: string, o: { timeoutMs?: number } = {}) => {
+      const spec = named(name);
+      const i = components.findIndex((x) => x.name === name);
+      if (i >= 0 && components[i]?.exitStatus() === null) throw new Error(`${name} is running`);
+      const c = spec.spawn();
+      if (i >= 0) components[i] = c;
+      else components.push(c);
+      await waitHealthy(c, spec.probe, Date.now() + (o.timeoutMs ?? 60_000));
+    };
     return {
       url,
       kubeconfigPath,
@@ -296,6 +346,8 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> 
       etcdUrl,
       components,
       timings,
+      stopComponent,
+      startComponent: restartComponent,
       kubeconfigFor,
       addCleanup: (fn) => cleanups.push(fn),
       stop,

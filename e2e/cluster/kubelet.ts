@@ -43,6 +43,15 @@ export interface KubeletOptions {
   podCidr?: string;
   /** Time allowed for the kubelet to register a Ready node (default 90 s). */
   timeoutMs?: number;
+  /** KubeletConfiguration `featureGates` (e.g. `{ ImageVolume: true }`; the API server needs it too). */
+  featureGates?: Record<string, boolean>;
+  /**
+   * Pods whose images are pulled at once (default 1: `serializeImagePulls: true`, the kubelet's
+   * default). More is `serializeImagePulls: false` with `maxParallelImagePulls` that many.
+   */
+  parallelPulls?: number;
+  /** KubeletConfiguration `maxPods` (default the kubelet's, 110). */
+  maxPods?: number;
 }
 
 export interface Kubelet {
@@ -170,7 +179,11 @@ export async function startKubelet(cluster: Cluster, opts: KubeletOptions): Prom
       imageGCHighThresholdPercent: 100,
       imageGCLowThresholdPercent: 99,
       // Start the next pull at once and report status often: tests watch these.
-      serializeImagePulls: true,
+      ...((opts.parallelPulls ?? 1) > 1
+        ? { serializeImagePulls: false, maxParallelImagePulls: opts.parallelPulls }
+        : { serializeImagePulls: true }),
+      ...(opts.featureGates === undefined ? {} : { featureGates: opts.featureGates }),
+      ...(opts.maxPods === undefined ? {} : { maxPods: opts.maxPods }),
       nodeStatusUpdateFrequency: '2s',
       syncFrequency: '5s',
       fileCheckFrequency: '5s',

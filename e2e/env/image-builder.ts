@@ -66,15 +66,11 @@ function tarEntry(name: string, content: Buffer, mode: string): Buffer {
   return Buffer.concat([header, content, Buffer.alloc(pad)]);
 }
 
-/**
- * The smallest program that exits 0 on linux/amd64: an ELF64 header, one loadable segment, and
- * `mov eax, 60; xor edi, edi; syscall` (exit(0)). Every test layer carries it as /true, the
- * images' command, so a real kubelet can start their containers (e2e against a real cluster).
- */
-export function trueProgram(): Buffer {
-  const code = Buffer.from([0xb8, 0x3c, 0, 0, 0, 0x31, 0xff, 0x0f, 0x05]);
-  const size = 64 + 56 + code.length;
+/** An ELF64 executable for linux/amd64 made of one loadable segment holding `code` (entry: its start). */
+function elf(code: (base: bigint) => Buffer): Buffer {
   const base = 0x400000n;
+  const body = code(base + 120n);
+  const size = 64 + 56 + body.length;
   const b = Buffer.alloc(size);
   b.set([0x7f, 0x45, 0x4c, 0x46, 2, 1, 1, 0], 0); // magic, 64-bit, little endian, version 1
   b.writeUInt16LE(2, 16); // ET_EXEC
@@ -93,15 +89,65 @@ export function trueProgram(): Buffer {
   b.writeBigUInt64LE(BigInt(size), 96);
   b.writeBigUInt64LE(BigInt(size), 104);
   b.writeBigUInt64LE(0x1000n, 112);
-  code.copy(b, 120);
+  body.copy(b, 120);
   return b;
 }
 
-/** A ustar archive of `size` random bytes in `name`, and /true. */
+/**
+ * The smallest program that exits 0 on linux/amd64: an ELF64 header, one loadable segment, and
+ * `mov eax, 60; xor edi, edi; syscall` (exit(0)). Every test layer carries it as /true, the
+ * images' default command, so a real kubelet can start their containers (an init container
+ * completes at once; see sleepProgram() for one that stays up).
+ */
+export function trueProgram(): Buffer {
+  return elf(() => Buffer.from([0xb8, 0x3c, 0, 0, 0, 0x31, 0xff, 0x0f, 0x05]));
+}
+
+/**
+ * A program that runs until SIGTERM or SIGINT and then exits 0, on linux/amd64: what a
+ * container that must stay up (and become Ready) runs, and stops at once when the kubelet stops
+ * it (as PID 1 a signal without a handler would be ignored until the grace period ends):
+ *
+ *     rt_sigaction(SIGTERM, &act, 0, 8); rt_sigaction(SIGINT, &act, 0, 8);
+ *     for (;;) pause();
+ *     handler: exit(0);
+ *     act: { handler, SA_RESTORER, handler, 0 }   // x86-64 wants a restorer; exit() never returns
+ */
+export function sleepProgram(): Buffer {
+  return elf((at) => {
+    const handler = at + 63n;
+    const sigaction = (signal: number, rel: number) => [
+      ...[0xb8, 13, 0, 0, 0], // mov eax, 13 (rt_sigaction)
+      ...[0xbf, signal, 0, 0, 0], // mov edi, signal
+      ...[0x48, 0x8d, 0x35, rel, 0, 0, 0], // lea rsi, [rip + rel] (act)
+      ...[0x31, 0xd2], // xor edx, edx
+      ...[0x41, 0xba, 8, 0, 0, 0], // mov r10d, 8
+      ...[0x0f, 0x05], // syscall
+    ];
+    const code = Buffer.from([
+      ...sigaction(15, 72 - 17), // 0..27, act at 72
+      ...sigaction(2, 72 - 44), // 27..54
+      ...[0xb8, 34, 0, 0, 0], // 54: mov eax, 34 (pause)
+      ...[0x0f, 0x05], // syscall
+      ...[0xeb, 0xf7], // jmp 54
+      ...[0xb8, 60, 0, 0, 0], // 63: mov eax, 60 (exit)
+      ...[0x31, 0xff], // xor edi, edi
+      ...[0x0f, 0x05], // syscall
+    ]);
+    const act = Buffer.alloc(32);
+    act.writeBigUInt64LE(handler, 0);
+    act.writeBigUInt64LE(0x04000000n, 8); // SA_RESTORER
+    act.writeBigUInt64LE(handler, 16);
+    return Buffer.concat([code, act]);
+  });
+}
+
+/** A ustar archive of `size` random bytes in `name`, /true and /sleep. */
 function tar(name: string, content: Buffer): Buffer {
   return Buffer.concat([
     tarEntry(name, content, '0000644'),
     tarEntry('true', trueProgram(), '0000755'),
+    tarEntry('sleep', sleepProgram(), '0000755'),
     Buffer.alloc(1024),
   ]);
 }
@@ -117,12 +163,12 @@ function json(value: unknown): Blob {
   return blob(Buffer.from(JSON.stringify(value)));
 }
 
-function manifestFor(layers: Layer[], platform: { os: string; architecture: string }) {
+function manifestFor(layers: Layer[], platform: { os: string; architecture: string }, cmd: string[]) {
   const config = json({
     architecture: platform.architecture,
     os: platform.os,
     rootfs: { type: 'layers', diff_ids: layers.map((l) => l.diffId) },
-    config: { Cmd: ['/true'] },
+    config: { Cmd: cmd },
   });
   const manifest = json({
     schemaVersion: 2,
@@ -149,6 +195,12 @@ export interface BuildOptions {
    * listed twice, as repeated no-op build steps make). Default: each layer once, in order.
    */
   layerOrder?: number[];
+  /**
+   * The image's command (config `Cmd`). Default `['/true']`: exits 0 at once (an init container,
+   * or a pod that only has to pull). `['/sleep']` stays up until SIGTERM: for pods that must run
+   * and become Ready (Deployments, readiness gates). Both programs are in every layer.
+   */
+  cmd?: string[];
 }
 
 /** Builds and pushes an image; returns its digests and sizes. */
@@ -178,7 +230,7 @@ export async function buildImage(opts: BuildOptions): Promise<BuiltImage> {
     });
     const tag = opts.name.split(':')[1] ?? 'latest';
     const repo = opts.name.split(':')[0] ?? opts.name;
-    const built = platforms.map((p) => ({ p, ...manifestFor(listed, p) }));
+    const built = platforms.map((p) => ({ p, ...manifestFor(listed, p, opts.cmd ?? ['/true']) }));
     for (const b of built) {
       put(b.config);
       put(b.manifest);

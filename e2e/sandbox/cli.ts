@@ -1,14 +1,15 @@
 // `npm run sandbox -- up|image|down`: the local sandbox, driven from scripts.
 //   up --dir DIR [--rate BYTES_PER_SEC]   start everything in the background; writes DIR/env
-//   image NAME:TAG --layers 20,20,10 [--base NAME:TAG] [--dir DIR]   build and push a test image
+//   image NAME:TAG --layers 20,20,10 [--base NAME:TAG] [--cmd /true] [--dir DIR]   build and push a test image
 //   down --dir DIR                         stop everything and remove DIR's state
 // `up` starts this same program as `run` in a detached process (the supervisor), which holds
-// the throttle and the stand-ins, and returns once DIR/env is written.
+// the throttle, the control plane's and kubelet's processes, the webhook and the node agent, and
+// returns once DIR/env is written.
 import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Command, CommanderError, InvalidArgumentError } from 'commander';
+import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { errorMessage } from '../../common/errors.js';
 import { createLogger } from '../../common/logging.js';
 import { buildImage, type Layer } from '../env/image-builder.js';
@@ -50,12 +51,12 @@ async function up(dir: string, rate: number | undefined): Promise<void> {
   );
   child.unref();
   writeFileSync(pidFile(dir), String(child.pid));
-  const deadline = Date.now() + 120_000;
+  const deadline = Date.now() + 240_000;
   while (!existsSync(join(dir, 'env'))) {
     if (child.exitCode !== null || (child.pid !== undefined && !alive(child.pid))) {
       throw new Error(`the sandbox did not start; ${logPath}:\n${logTail(logPath, 30)}`);
     }
-    if (Date.now() > deadline) throw new Error(`the sandbox did not start in 120 s; see ${logPath}`);
+    if (Date.now() > deadline) throw new Error(`the sandbox did not start in 240 s; see ${logPath}`);
     await new Promise((r) => setTimeout(r, 200));
   }
   process.stdout.write(readFileSync(join(dir, 'env'), 'utf8'));
@@ -99,7 +100,13 @@ interface SavedImage {
   layers: { digest: string; size: number; diffId: string }[];
 }
 
-async function image(dir: string, name: string, layers: number[], base: string | undefined): Promise<void> {
+async function image(
+  dir: string,
+  name: string,
+  layers: number[],
+  base: string | undefined,
+  cmd: string,
+): Promise<void> {
   const env = readSandboxEnv(dir);
   const store = join(dir, 'images');
   mkdirSync(join(store, 'blobs'), { recursive: true });
@@ -113,7 +120,7 @@ async function image(dir: string, name: string, layers: number[], base: string |
       data: readFileSync(join(store, 'blobs', l.digest.replace('sha256:', ''))),
     }));
   }
-  const built = await buildImage({ registry: env.REGISTRY, name, layers, baseLayers });
+  const built = await buildImage({ registry: env.REGISTRY, name, layers, baseLayers, cmd: [cmd] });
   for (const l of built.layers) writeFileSync(join(store, 'blobs', l.digest.replace('sha256:', '')), l.data);
   const saved: SavedImage = {
     reference: built.reference,
@@ -138,8 +145,13 @@ dirOption(program.command('run', { hidden: true }))
 dirOption(program.command('image <name:tag>').description('build and push a test image'))
   .requiredOption('--layers <mb,...>', 'sizes of the new layers in MB', parseLayers)
   .option('--base <name:tag>', 'put the layers of this earlier-built image first (shared)')
-  .action((name: string, o: { dir: string; layers: number[]; base?: string }) =>
-    image(resolve(o.dir), name, o.layers, o.base),
+  .addOption(
+    new Option('--cmd <program>', 'the command: /sleep runs until stopped, /true exits at once')
+      .choices(['/sleep', '/true'])
+      .default('/sleep'),
+  )
+  .action((name: string, o: { dir: string; layers: number[]; base?: string; cmd: string }) =>
+    image(resolve(o.dir), name, o.layers, o.base, o.cmd),
   );
 dirOption(program.command('down').description('stop everything and remove the state')).action(
   (o: { dir: string }) => down(resolve(o.dir)),

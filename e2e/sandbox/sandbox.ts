@@ -1,32 +1,61 @@
-// The local sandbox: everything pulltrace runs against, on loopback, in one call.
-//   real:        containerd, the registry (+ a throttle in front of it), kubectl, our webhook
-//                and our node agent (as the processes they are in a cluster);
-//   stand-ins:   the API server (e2e/control-plane), one kubelet (e2e/kubelet), a trivial
-//                scheduler (binds every pod to the one node) and a Deployment controller.
-// The throttle, the stand-ins and the scheduler live in the calling process: keep its event
-// loop free (no *Sync child processes) while pulls run.
+// The local sandbox: a one-node Kubernetes cluster with pulltrace installed, on loopback, in
+// one call. Everything in it is real:
+//   - containerd, the registry and a throttle in front of it (e2e/env), the real kubectl;
+//   - etcd, kube-apiserver, kube-controller-manager (every controller: Deployments, ReplicaSets,
+//     namespaces, garbage collection…), kube-scheduler and a kubelet on that containerd
+//     (e2e/cluster, built by e2e/env/build-kube.sh);
+//   - pulltrace as the chart installs it, rendered by the real helm: the node agent's
+//     ServiceAccount, ClusterRole and binding and its same-node ValidatingAdmissionPolicy, the
+//     webhook's MutatingWebhookConfiguration (caBundle from certs/make-certs.sh) and its Service;
+//   - the webhook and the node agent as the processes they are in the cluster's pods. The agent
+//     authenticates with a ServiceAccount token bound to a pod on the node, so the API server
+//     gives it the node's name as a kubelet-issued token would (e2e/cluster/token.ts); the pod
+//     (`pulltrace-node-agent-<node>` in `pulltrace`) runs the pause image. The webhook listens on
+//     a random 127.x.y.z:443 and the chart's Service is made an ExternalName Service of that
+//     address: the API server calls it through the Service, by the chart's own configuration.
+// The throttle and the change feed (changes.ts) live in the calling process: keep its event loop
+// free (no *Sync child processes) while pulls run.
 import { execFile } from 'node:child_process';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { randomInt } from 'node:crypto';
+import { copyFileSync, mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { Agent, request } from 'node:https';
+import { connect as tlsConnect } from 'node:tls';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import {
-  AdmissionregistrationV1Api,
-  CoreV1Api,
-  KubeConfig,
-  type V1MutatingWebhookConfiguration,
-} from '@kubernetes/client-node';
+import { CoreV1Api, KubeConfig, type V1MutatingWebhookConfiguration } from '@kubernetes/client-node';
+import { parseAllDocuments } from 'yaml';
 import { freePort } from '../../test-support/net.js';
 import { type Logger, silentLogger } from '../../common/logging.js';
-import { webhookAdmission } from '../control-plane/admission.js';
-import { startControlPlane, type ControlPlane } from '../control-plane/index.js';
-import type { AdmitHook } from '../control-plane/store.js';
-import { DeploymentController } from '../controllers/deployment.js';
+import { startApiProxy, type ApiProxy } from '../cluster/api-proxy.js';
+import {
+  helmTemplate,
+  nodeBoundToken,
+  startCluster,
+  startKubelet,
+  type Cluster,
+  type Kubelet,
+  type NodeBoundToken,
+} from '../cluster/index.js';
+import { SANDBOX_IMAGE } from '../cluster/pause-image.js';
 import { startService, waitReady, type Service } from '../env/process.js';
 import { startTestEnv, type TestEnv } from '../env/test-env.js';
-import { KubeletStandIn } from '../kubelet/kubelet.js';
+import { startChangeFeed, type ChangeFeed } from './changes.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+/** The chart's release and namespace as the sandbox installs it. */
+export const RELEASE = 'pulltrace';
+export const NAMESPACE = 'pulltrace';
+const WEBHOOK_SERVICE = `${RELEASE}-webhook`;
+const AGENT_SERVICE_ACCOUNT = `${RELEASE}-node-agent`;
+/** The chart's templates the sandbox applies (the Deployment and DaemonSet are the processes). */
+const TEMPLATES = [
+  'templates/serviceaccounts.yaml',
+  'templates/node-agent-rbac.yaml',
+  'templates/node-agent-policy.yaml',
+  'templates/webhook-service.yaml',
+  'templates/mutatingwebhookconfiguration.yaml',
+];
 
 export interface SandboxOptions {
   /** State directory: kubeconfig, certificates, logs, `env`. */
@@ -38,13 +67,14 @@ export interface SandboxOptions {
   agentArgs?: string[];
   /** Start the node agent (default true); tests of the agent itself may start their own. */
   agent?: boolean;
-  /** Pods the kubelet stand-in pulls at once (default 1: serialized, as a kubelet by default). */
+  /** Pods the kubelet pulls for at once (default 1: serializeImagePulls, the kubelet's default). */
   parallelPulls?: number;
   logger?: Logger;
 }
 
 /** What `DIR/env` holds, as shell lines. */
 export interface SandboxEnv {
+  /** Admin kubeconfig (system:masters). */
   KUBECONFIG: string;
   /** Push here (unthrottled). */
   REGISTRY: string;
@@ -52,21 +82,45 @@ export interface SandboxEnv {
   PULL_REGISTRY: string;
   CONTAINERD_ADDRESS: string;
   NODE_NAME: string;
+  /** The node agent's kubeconfig: its ServiceAccount, with a token bound to the node. */
+  AGENT_KUBECONFIG: string;
+  /** The control plane's directory (its logs are under logs/). */
+  CLUSTER_DIR: string;
 }
 
 export interface Sandbox {
   env: SandboxEnv;
   test: TestEnv;
-  controlPlane: ControlPlane;
+  cluster: Cluster;
+  kubelet: Kubelet;
+  /** Admin client configuration. */
   kubeconfig: KubeConfig;
+  /** Every pod and event change on the API server, from a watch (changes.ts). */
+  changes: ChangeFeed;
+  /**
+   * A proxy in front of the API server that can answer chosen requests with 429/500/409 (the
+   * faults a real API server cannot be made to produce on demand). The agent goes through it
+   * only when started with `startAgent(args, { viaProxy: true })`.
+   */
+  api: ApiProxy;
+  /** The agent's node-bound token (and its kubeconfig, straight to the API server). */
+  agentToken: NodeBoundToken;
+  /** The webhook's certificate directory (ca.crt, ca.key, tls.crt, tls.key), its address, its configuration's name. */
+  webhook: { certDir: string; host: string; configName: string };
+  /** Creates a namespace and waits for its `default` ServiceAccount (pods need it at admission). */
+  createNamespace(name: string, labels?: Record<string, string>): Promise<void>;
   /** Starts the node agent (if it was started with agent: false, or after stopAgent()). */
-  startAgent(extraArgs?: string[]): Promise<void>;
+  startAgent(extraArgs?: string[], opts?: { viaProxy?: boolean }): Promise<void>;
   /** Stops the node agent (SIGTERM), e.g. to test a restart mid-pull. */
   stopAgent(): Promise<void>;
   /** Kills the node agent with SIGKILL (no shutdown at all), as an OOM kill or node crash does. */
   killAgent(): Promise<void>;
   /** `http://127.0.0.1:PORT` of the running agent's /metrics, /healthz, /readyz, else null. */
   agentMetricsUrl(): string | null;
+  /** The node agent's log file. */
+  agentLog: string;
+  /** The webhook's log file. */
+  webhookLog: string;
   /** Stops the webhook process (SIGTERM); its MutatingWebhookConfiguration stays. */
   stopWebhook(): Promise<void>;
   /** Starts the webhook again on the same address (after stopWebhook()). */
@@ -76,26 +130,24 @@ export interface Sandbox {
   stop(): Promise<void>;
 }
 
-function run(cmd: string, args: string[]): Promise<string> {
+function run(cmd: string, args: string[], input?: string): Promise<string> {
   return new Promise((resolve, reject) => {
-    execFile(cmd, args, { encoding: 'utf8' }, (err, stdout, stderr) => {
-      if (err) reject(new Error(`${cmd} failed: ${stderr || err.message}`));
+    const child = execFile(cmd, args, { encoding: 'utf8' }, (err, stdout, stderr) => {
+      if (err) reject(new Error(`${cmd} ${args.join(' ')} failed: ${stderr || err.message}`));
       else resolve(stdout);
     });
+    child.stdin?.end(input ?? '');
   });
 }
 
-function httpsReady(port: number, ca: Buffer): Promise<boolean> {
+/** Whether a TLS handshake with `host:port` succeeds, the certificate checked as the API server checks it. */
+function tlsReady(host: string, port: number, ca: Buffer): Promise<boolean> {
   return new Promise((resolve) => {
-    const req = request(
-      { host: '127.0.0.1', port, path: '/readyz', ca, agent: new Agent({ keepAlive: false }) },
-      (res) => {
-        res.resume();
-        resolve(res.statusCode === 200);
-      },
-    );
-    req.on('error', () => resolve(false));
-    req.end();
+    const s = tlsConnect({ host, port, ca, servername: `${WEBHOOK_SERVICE}.${NAMESPACE}.svc` }, () => {
+      s.destroy();
+      resolve(true);
+    });
+    s.on('error', () => resolve(false));
   });
 }
 
@@ -104,7 +156,31 @@ async function httpReady(port: number): Promise<boolean> {
   return res.ok;
 }
 
-/** The configuration the chart installs, pointed at the local webhook by URL. */
+/** Whether `host:port` can be bound now. */
+function canBind(host: string, port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = createServer();
+    s.once('error', () => resolve(false));
+    s.listen(port, host, () => s.close(() => resolve(true)));
+  });
+}
+
+/**
+ * A loopback address of its own for the webhook's port 443 (the port the chart's configuration
+ * calls), so sandboxes side by side do not collide: 127.R.R.R, free on 443.
+ */
+async function webhookHost(): Promise<string> {
+  for (let i = 0; i < 20; i++) {
+    const host = `127.${randomInt(1, 255)}.${randomInt(0, 256)}.${randomInt(1, 255)}`;
+    if (await canBind(host, 443)) return host;
+  }
+  throw new Error('no 127.x.y.z address free on port 443 (the sandbox runs as root to bind it)');
+}
+
+/**
+ * The settings the chart's MutatingWebhookConfiguration has, pointed at `url`. The sandbox
+ * registers the chart's own (rendered by helm); this copy stays for charts/chart.test.ts.
+ */
 export function webhookConfiguration(url: string, caBundle: string): V1MutatingWebhookConfiguration {
   return {
     apiVersion: 'admissionregistration.k8s.io/v1',
@@ -139,6 +215,40 @@ export function webhookConfiguration(url: string, caBundle: string): V1MutatingW
   };
 }
 
+/**
+ * The chart's objects for the sandbox: rendered by helm (TLS from a Secret: the caBundle of
+ * certs/make-certs.sh; the same-node policy on), with the webhook Service turned into an
+ * ExternalName Service of the webhook process's address.
+ */
+export async function chartObjects(caBundle: string, webhookAddress: string): Promise<string> {
+  const rendered = await helmTemplate({
+    release: RELEASE,
+    namespace: NAMESPACE,
+    set: [
+      'webhook.tls.mode=secret',
+      `webhook.tls.secret.name=${WEBHOOK_SERVICE}-tls`,
+      `webhook.tls.secret.caBundle=${caBundle}`,
+      'nodeAgent.sameNodePolicy.enabled=true',
+    ],
+    showOnly: TEMPLATES,
+  });
+  const docs = parseAllDocuments(rendered)
+    .map((d) => d.toJS() as Record<string, unknown> | null)
+    .filter((d): d is Record<string, unknown> => d !== null);
+  for (const d of docs) {
+    if (d.kind !== 'Service') continue;
+    const spec = d.spec as { ports?: { name?: string; port: number; targetPort?: unknown }[] };
+    // The API server resolves an ExternalName Service to `externalName:port` (its service
+    // resolver), with the certificate checked against `<service>.<namespace>.svc` as always.
+    d.spec = {
+      type: 'ExternalName',
+      externalName: webhookAddress,
+      ports: (spec.ports ?? []).map((p) => ({ name: p.name, port: p.port, protocol: 'TCP' })),
+    };
+  }
+  return JSON.stringify({ apiVersion: 'v1', kind: 'List', items: docs });
+}
+
 export async function startSandbox(opts: SandboxOptions): Promise<Sandbox> {
   const log = opts.logger ?? silentLogger();
   const nodeName = opts.nodeName ?? 'sandbox-node';
@@ -153,13 +263,65 @@ export async function startSandbox(opts: SandboxOptions): Promise<Sandbox> {
     const test = await startTestEnv({ rate: opts.rate ?? 4 * 1024 * 1024 });
     stops.push(() => test.stop());
 
-    const certs = join(opts.dir, 'certs');
+    log.info('starting etcd, kube-apiserver, kube-controller-manager, kube-scheduler');
+    const cluster = await startCluster({
+      // Image volumes (pod-view.test.ts): beta and off by default in 1.34.
+      apiserverArgs: ['--feature-gates=ImageVolume=true'],
+      // PULLTRACE_E2E_KEEP=1 (the e2e suites' switch): keep the components' logs after stop().
+      keep: process.env.PULLTRACE_E2E_KEEP !== undefined,
+    });
+    stops.push(async () => {
+      // Nothing must recreate the pods the kubelet's cleanup deletes (ReplicaSets would).
+      await cluster.stopComponent('kube-controller-manager').catch(() => undefined);
+      await cluster.stop();
+    });
+    rmSync(join(opts.dir, 'cluster'), { force: true });
+    symlinkSync(cluster.dir, join(opts.dir, 'cluster'));
+    const kubeconfigPath = join(opts.dir, 'kubeconfig');
+    copyFileSync(cluster.kubeconfigPath, kubeconfigPath);
+    const kc = new KubeConfig();
+    kc.loadFromFile(kubeconfigPath);
+    const core = kc.makeApiClient(CoreV1Api);
+
+    log.info({ ms: cluster.timings.total }, 'control plane ready; starting the kubelet');
+    const kubelet = await startKubelet(cluster, {
+      nodeName,
+      containerd: test.containerd,
+      registry: test.pushHost,
+      featureGates: { ImageVolume: true },
+      // A full node's 110 pods (bench/agent.bench.ts), plus the pod holding the agent's identity.
+      maxPods: 120,
+      ...(opts.parallelPulls === undefined ? {} : { parallelPulls: opts.parallelPulls }),
+    });
+
+    const adminTls = {
+      ca: cluster.caPath,
+      cert: join(cluster.pki.dir, 'admin.crt'),
+      key: join(cluster.pki.dir, 'admin.key'),
+    };
+    const changes = await startChangeFeed({ url: cluster.url, tls: adminTls });
+    stops.push(() => Promise.resolve(changes.stop()));
+    const api = await startApiProxy(cluster);
+    stops.push(() => api.stop());
+
+    // --- the webhook process, on its own loopback address, port 443
+    const certDir = join(opts.dir, 'certs');
     const caBundle = (
-      await run('bash', [join(ROOT, 'certs/make-certs.sh'), '--out', certs, '--san', 'IP:127.0.0.1'])
+      await run('bash', [
+        join(ROOT, 'certs/make-certs.sh'),
+        '--out',
+        certDir,
+        '--service',
+        WEBHOOK_SERVICE,
+        '--namespace',
+        NAMESPACE,
+        '--san',
+        'IP:127.0.0.1',
+      ])
     ).trim();
-    const ca = readFileSync(join(certs, 'ca.crt'));
-    const webhookPort = await freePort();
+    const host = await webhookHost();
     const webhookMetricsPort = await freePort();
+    const webhookLog = join(opts.dir, 'webhook.log');
     let webhook: Service | null = null;
     const startWebhook = async () => {
       if (webhook !== null) return;
@@ -170,18 +332,28 @@ export async function startSandbox(opts: SandboxOptions): Promise<Sandbox> {
           'tsx',
           join(ROOT, 'webhook/main.ts'),
           '--listen',
-          `127.0.0.1:${webhookPort}`,
+          `${host}:443`,
           '--metrics-listen',
           `127.0.0.1:${webhookMetricsPort}`,
           '--tls-cert',
-          join(certs, 'tls.crt'),
+          join(certDir, 'tls.crt'),
           '--tls-key',
-          join(certs, 'tls.key'),
+          join(certDir, 'tls.key'),
+          // The chart's default is 10s; a rotated certificate is served sooner here.
+          '--cert-reload-interval',
+          '1s',
         ],
-        join(opts.dir, 'webhook.log'),
+        webhookLog,
       );
       webhook = svc;
-      await waitReady('pulltrace-webhook', svc, () => httpsReady(webhookPort, ca), 30_000);
+      // The CA of the certificate there now (a test may have replaced both).
+      const ca = () => readFileSync(join(certDir, 'ca.crt'));
+      // Ready as its probes say (plain-HTTP /readyz), and serving TLS on its address.
+      const ready = async () => (await httpReady(webhookMetricsPort)) && tlsReady(host, 443, ca());
+      await waitReady('pulltrace-webhook', svc, ready, 60_000).catch((err: unknown) => {
+        webhook = null;
+        throw err;
+      });
     };
     const stopWebhook = async () => {
       await webhook?.stop();
@@ -190,51 +362,59 @@ export async function startSandbox(opts: SandboxOptions): Promise<Sandbox> {
     stops.push(stopWebhook);
     await startWebhook();
 
-    let admit: AdmitHook | null = null;
-    const controlPlane = await startControlPlane({
-      kubeconfigPath: join(opts.dir, 'kubeconfig'),
-      admit: (input) => (admit === null ? Promise.resolve({ allowed: true }) : admit(input)),
-    });
-    stops.push(() => controlPlane.stop());
-    admit = webhookAdmission(controlPlane.store);
-    const kc = new KubeConfig();
-    kc.loadFromFile(controlPlane.kubeconfigPath);
-    await kc.makeApiClient(AdmissionregistrationV1Api).createMutatingWebhookConfiguration({
-      body: webhookConfiguration(`https://127.0.0.1:${webhookPort}/mutate`, caBundle),
-    });
-    const core = kc.makeApiClient(CoreV1Api);
-    await core
-      .createNode({
-        body: {
-          metadata: { name: nodeName, labels: { 'kubernetes.io/hostname': nodeName } },
-          status: {
-            conditions: [{ type: 'Ready', status: 'True', reason: 'KubeletReady', message: 'stand-in' }],
-          },
+    // --- the chart's objects
+    log.info('applying the chart (helm template)');
+    await core.createNamespace({ body: { metadata: { name: NAMESPACE } } });
+    await run(
+      'kubectl',
+      ['--kubeconfig', kubeconfigPath, 'apply', '-f', '-'],
+      await chartObjects(caBundle, host),
+    );
+    await waitWebhookCalled(cluster.url, adminTls);
+
+    // --- the node agent's identity: a pod on the node, and a token bound to it
+    const holder = `${AGENT_SERVICE_ACCOUNT}-${nodeName}`;
+    await core.createNamespacedPod({
+      namespace: NAMESPACE,
+      body: {
+        metadata: {
+          name: holder,
+          namespace: NAMESPACE,
+          labels: { 'app.kubernetes.io/name': RELEASE, 'app.kubernetes.io/component': 'node-agent' },
         },
-      })
-      .catch((err: unknown) => log.warn({ err }, 'node object not created'));
-
-    const scheduler = new Scheduler(core, nodeName, log);
-    scheduler.start();
-    stops.push(() => scheduler.stop());
-    const kubelet = new KubeletStandIn({
-      kubeconfig: kc,
-      nodeName,
-      criAddress: test.containerd.address,
-      backoffMs: 2000,
-      maxBackoffMs: 10_000,
-      ...(opts.parallelPulls === undefined ? {} : { parallelPulls: opts.parallelPulls }),
-      logger: log,
+        spec: {
+          nodeName,
+          serviceAccountName: AGENT_SERVICE_ACCOUNT,
+          automountServiceAccountToken: false,
+          hostNetwork: true,
+          terminationGracePeriodSeconds: 1,
+          tolerations: [{ operator: 'Exists' }],
+          // The agent runs beside it as a process; the pod holds its identity (and runs pause).
+          containers: [{ name: 'node-agent', image: SANDBOX_IMAGE, imagePullPolicy: 'IfNotPresent' }],
+        },
+      },
     });
-    await kubelet.start();
-    stops.push(() => kubelet.stop());
-    const deployments = new DeploymentController(kc, 300, log);
-    deployments.start();
-    stops.push(() => deployments.stop());
+    const agentToken = await nodeBoundToken(cluster, {
+      namespace: NAMESPACE,
+      serviceAccount: AGENT_SERVICE_ACCOUNT,
+      nodeName,
+      podName: holder,
+      createNode: false,
+      // `sandbox up` may run for days.
+      expirationSeconds: 30 * 24 * 3600,
+    });
+    const agentKubeconfig = join(opts.dir, 'agent.kubeconfig');
+    copyFileSync(agentToken.kubeconfigPath, agentKubeconfig);
+    const proxyKubeconfig = api.kubeconfigFor('node-agent', {
+      token: agentToken.token,
+      namespace: NAMESPACE,
+    });
 
+    // --- the node agent process
+    const agentLog = join(opts.dir, 'node-agent.log');
     let agent: Service | null = null;
     let agentMetrics = 0;
-    const startAgent = async (extra: string[] = []) => {
+    const startAgent = async (extra: string[] = [], o: { viaProxy?: boolean } = {}) => {
       const metrics = await freePort();
       agentMetrics = metrics;
       const svc = startService(
@@ -248,7 +428,7 @@ export async function startSandbox(opts: SandboxOptions): Promise<Sandbox> {
           '--containerd-address',
           test.containerd.socketPath,
           '--kubeconfig',
-          controlPlane.kubeconfigPath,
+          o.viaProxy === true ? proxyKubeconfig : agentKubeconfig,
           '--metrics-listen',
           `127.0.0.1:${metrics}`,
           // The node's containerd registry config, as the chart mounts it: the agent resolves
@@ -258,10 +438,13 @@ export async function startSandbox(opts: SandboxOptions): Promise<Sandbox> {
           ...(opts.agentArgs ?? []),
           ...extra,
         ],
-        join(opts.dir, 'node-agent.log'),
+        agentLog,
       );
       agent = svc;
-      await waitReady('pulltrace-node-agent', svc, () => httpReady(metrics), 30_000);
+      await waitReady('pulltrace-node-agent', svc, () => httpReady(metrics), 60_000).catch((err: unknown) => {
+        agent = null;
+        throw err;
+      });
     };
     const stopAgent = async () => {
       await agent?.stop();
@@ -284,12 +467,30 @@ export async function startSandbox(opts: SandboxOptions): Promise<Sandbox> {
     stops.push(stopAgent);
     if (opts.agent !== false) await startAgent();
 
+    const createNamespace = async (name: string, labels?: Record<string, string>) => {
+      await core.createNamespace({
+        body: { metadata: { name, ...(labels === undefined ? {} : { labels }) } },
+      });
+      const deadline = Date.now() + 30_000;
+      for (;;) {
+        const ok = await core
+          .readNamespacedServiceAccount({ name: 'default', namespace: name })
+          .then(() => true)
+          .catch(() => false);
+        if (ok) return;
+        if (Date.now() > deadline) throw new Error(`namespace ${name}: no default ServiceAccount after 30 s`);
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    };
+
     const env: SandboxEnv = {
-      KUBECONFIG: controlPlane.kubeconfigPath,
+      KUBECONFIG: kubeconfigPath,
       REGISTRY: test.pushHost,
       PULL_REGISTRY: test.pullHost,
       CONTAINERD_ADDRESS: test.containerd.address,
       NODE_NAME: nodeName,
+      AGENT_KUBECONFIG: agentKubeconfig,
+      CLUSTER_DIR: cluster.dir,
     };
     writeFileSync(
       join(opts.dir, 'env'),
@@ -297,17 +498,25 @@ export async function startSandbox(opts: SandboxOptions): Promise<Sandbox> {
         .map(([k, v]) => `${k}=${v}`)
         .join('\n') + '\n',
     );
-    log.info({ env }, 'sandbox ready');
+    log.info({ env, timings: cluster.timings, kubeletReadyMs: kubelet.readyMs }, 'sandbox ready');
     return {
       env,
       test,
-      controlPlane,
+      cluster,
+      kubelet,
       kubeconfig: kc,
+      changes,
+      api,
+      agentToken,
+      webhook: { certDir, host, configName: RELEASE },
+      createNamespace,
       startAgent,
       stopAgent,
       agentPid,
       killAgent,
       agentMetricsUrl,
+      agentLog,
+      webhookLog,
       stopWebhook,
       startWebhook,
       stop: stopAll,
@@ -318,48 +527,58 @@ export async function startSandbox(opts: SandboxOptions): Promise<Sandbox> {
   }
 }
 
-/** Binds every pod without a node to the one node, through pods/binding as a scheduler does. */
-class Scheduler {
-  private timer: NodeJS.Timeout | null = null;
-  private running: Promise<void> | null = null;
-
-  constructor(
-    private readonly core: CoreV1Api,
-    private readonly nodeName: string,
-    private readonly log: Logger,
-  ) {}
-
-  start(): void {
-    const tick = () => {
-      this.running = this.pass()
-        .catch((err: unknown) => this.log.warn({ err }, 'scheduler pass failed'))
-        .finally(() => {
-          this.running = null;
-          if (this.timer !== null) this.timer = setTimeout(tick, 200);
-        });
-    };
-    this.timer = setTimeout(tick, 0);
-  }
-
-  async stop(): Promise<void> {
-    if (this.timer !== null) clearTimeout(this.timer);
-    this.timer = null;
-    await this.running;
-  }
-
-  private async pass(): Promise<void> {
-    const pods = await this.core.listPodForAllNamespaces();
-    for (const p of pods.items) {
-      if (p.spec?.nodeName !== undefined && p.spec.nodeName !== '') continue;
-      if (p.metadata?.deletionTimestamp !== undefined) continue;
-      const name = p.metadata?.name ?? '';
-      const namespace = p.metadata?.namespace ?? 'default';
-      await this.core.createNamespacedPodBinding({
-        name,
-        namespace,
-        body: { metadata: { name, namespace }, target: { kind: 'Node', name: this.nodeName } },
-      });
+/**
+ * Waits until the API server calls the webhook: a dry-run pod in `default` comes back labelled.
+ * (The API server picks a new MutatingWebhookConfiguration and Service up from its informers.)
+ */
+async function waitWebhookCalled(url: string, tls: { ca: string; cert: string; key: string }): Promise<void> {
+  const agent = new Agent({
+    ca: readFileSync(tls.ca),
+    cert: readFileSync(tls.cert),
+    key: readFileSync(tls.key),
+  });
+  const body = JSON.stringify({
+    apiVersion: 'v1',
+    kind: 'Pod',
+    metadata: { name: 'sandbox-probe', namespace: 'default' },
+    spec: { containers: [{ name: 'c', image: 'registry.test/probe:1' }] },
+  });
+  const post = () =>
+    new Promise<string>((resolve, reject) => {
+      const u = new URL('/api/v1/namespaces/default/pods?dryRun=All', url);
+      const req = request(
+        {
+          host: u.hostname,
+          port: u.port,
+          path: `${u.pathname}${u.search}`,
+          method: 'POST',
+          agent,
+          headers: { 'content-type': 'application/json' },
+        },
+        (res) => {
+          let out = '';
+          res.setEncoding('utf8');
+          res.on('data', (d: string) => (out += d));
+          res.on('end', () => resolve(out));
+        },
+      );
+      req.on('error', reject);
+      req.end(body);
+    });
+  const deadline = Date.now() + 60_000;
+  let last: string;
+  try {
+    for (;;) {
+      last = await post().catch((err: unknown) => String(err));
+      if (last.includes('"pulltrace.io/tracked":"true"')) return;
+      if (Date.now() > deadline)
+        throw new Error(
+          `the API server does not call the webhook after 60 s; last answer: ${last.slice(0, 300)}`,
+        );
+      await new Promise((r) => setTimeout(r, 200));
     }
+  } finally {
+    agent.destroy();
   }
 }
 

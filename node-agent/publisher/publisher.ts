@@ -232,8 +232,12 @@ export class Publisher {
   /** Each image's status for this pod; one the kubelet shows the pod has is in (asPresent). */
   private statuses(e: PodEntry, now: number): ImagePullStatus[] {
     return e.images.map((img) => {
-      const s = this.o.tracker.statusOf(img, this.since(e.pod), e.policies.get(img)) ?? blankStatus(img);
-      return e.present.has(img) ? asPresent(s, now) : s;
+      const policy = e.policies.get(img);
+      const s = this.o.tracker.statusOf(img, this.since(e.pod), policy) ?? blankStatus(img);
+      // Resolving under IfNotPresent/Never: the tracker has not looked the record up yet (an
+      // agent just restarted); it tells Pulled from Cached within a poll, so wait for it.
+      const unknown = s.phase === 'Resolving' && policy !== 'Always';
+      return e.present.has(img) && !unknown ? asPresent(s, now) : s;
     });
   }
 
