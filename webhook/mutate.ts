@@ -4,6 +4,7 @@
 //
 // Namespace-level opt-out (`pulltrace.io/track: "false"` on a namespace) is not seen here: the
 // webhook has no API access. The chart's namespaceSelector keeps such namespaces from calling it.
+import { asRecord } from '../common/json.js';
 import fastJsonPatch from 'fast-json-patch';
 import {
   ANNOTATION_READINESS_GATE,
@@ -72,7 +73,7 @@ export interface Decision {
 export class BadReviewError extends Error {}
 
 function isObject(v: unknown): v is JsonObject {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
+  return asRecord(v) !== null;
 }
 
 /** Checks the envelope; returns the request or throws BadReviewError saying what is wrong. */

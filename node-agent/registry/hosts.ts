@@ -4,6 +4,7 @@
 // mirrors and servers the node's pulls go to, in the same order, with the same TLS rules.
 //
 // `parseHostsToml` and `endpointsFor` are pure; `loadEndpoints` is the file-reading shell.
+import { asRecord } from '../../common/json.js';
 import { readdir, readFile, stat } from 'node:fs/promises';
 import { isIP } from 'node:net';
 import { isAbsolute, join, posix } from 'node:path';
@@ -61,9 +62,7 @@ function configError(detail: string, cause?: unknown): PulltraceError {
   return new PulltraceError('PT_REGISTRY_CONFIG', detail, cause === undefined ? undefined : { cause });
 }
 
-function record(v: unknown): Record<string, unknown> | null {
-  return typeof v === 'object' && v !== null && !Array.isArray(v) ? (v as Record<string, unknown>) : null;
-}
+const record = asRecord;
 
 function absPath(p: string, baseDir: string): string {
   return isAbsolute(p) ? p : join(baseDir, p);

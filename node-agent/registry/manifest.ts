@@ -3,6 +3,7 @@
 //
 // Pure: bytes and a media type in, data out; every failure is a PulltraceError
 // PT_REGISTRY_BAD_RESPONSE saying what was wrong.
+import { asRecord } from '../../common/json.js';
 import { PulltraceError } from '../../common/errors.js';
 import { parseDigest } from '../../common/image-ref.js';
 import { normalizePlatform, type Platform } from './platform.js';
@@ -79,9 +80,7 @@ function bad(detail: string, cause?: unknown): PulltraceError {
   return new PulltraceError('PT_REGISTRY_BAD_RESPONSE', detail, cause === undefined ? undefined : { cause });
 }
 
-function record(v: unknown): Record<string, unknown> | null {
-  return typeof v === 'object' && v !== null && !Array.isArray(v) ? (v as Record<string, unknown>) : null;
-}
+const record = asRecord;
 
 function descriptor(v: unknown, where: string): Descriptor {
   const o = record(v);
