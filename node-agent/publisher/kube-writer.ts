@@ -2,6 +2,7 @@
 // patch, event) and the pod watch, over @kubernetes/client-node. Errors come back classified so
 // the publisher decides: gone (404), retry after a delay (409, 429 with Retry-After, 5xx,
 // network), or give up on this write (other 4xx: a bug; logged).
+import { asRecord } from '../../common/json.js';
 import {
   ApiException,
   CoreV1Api,
@@ -57,6 +58,25 @@ const MERGE = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
 const STRATEGIC = setHeaderOptions('Content-Type', PatchStrategy.StrategicMergePatch);
 
 /**
+ * The API server's own words for a refusal: the `message` of the Status it answered with (an
+ * RBAC 403 names the verb and resource, an admission policy's 422 its message), at most 500
+ * characters; null when the body is not a Status.
+ */
+export function statusMessage(err: ApiException<unknown>): string | null {
+  const body: unknown = err.body;
+  let parsed: unknown = body;
+  if (typeof body === 'string') {
+    try {
+      parsed = JSON.parse(body);
+    } catch {
+      return null;
+    }
+  }
+  const m = asRecord(parsed)?.message;
+  return typeof m === 'string' && m !== '' ? m.slice(0, 500) : null;
+}
+
+/**
  * Turns a failed API call into what to do about it: 404 → gone; 409 → retry after 200 ms; 429 →
  * retry after its Retry-After (seconds, at least 1), else 1 s; 5xx and errors without an HTTP
  * answer (network, timeouts) → retry after 1 s; any other status → fatal. The publisher doubles
@@ -66,7 +86,7 @@ export function classify(err: unknown): WriteError {
   if (err instanceof ApiException) {
     const code = (err as ApiException<unknown>).code;
     const headers = (err as ApiException<unknown>).headers;
-    const message = `HTTP ${code}: ${errorMessage(err).slice(0, 300)}`;
+    const message = `HTTP ${code}: ${statusMessage(err) ?? errorMessage(err).slice(0, 300)}`;
     if (code === 404) return { kind: 'gone' };
     if (code === 409) return { kind: 'retry', afterMs: 200, message };
     if (code === 429) {

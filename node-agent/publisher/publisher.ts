@@ -211,9 +211,17 @@ export class Publisher {
   private async pass(): Promise<void> {
     const snap = this.o.tracker.snapshot();
     const slow = new Set(snap.pulls.filter((p) => p.slow).map((p) => p.status.image));
+    // A pod held back by the budget's interval (not by failing writes) is looked at at once
+    // when every image is in: the final state does not wait out an interval.
+    const finalHeld = (e: PodEntry, now: number) =>
+      e.dirty &&
+      e.failures === 0 &&
+      !e.done &&
+      e.images.length > 0 &&
+      this.statuses(e, now).every((st) => isPresent(st.phase));
     const due = (e: PodEntry, now: number) =>
       !(e.done && e.pendingEvents.length === 0) &&
-      now >= e.notBefore &&
+      (now >= e.notBefore || finalHeld(e, now)) &&
       (e.dirty || e.pendingEvents.length > 0);
     if (![...this.pods.values()].some((e) => due(e, this.now()))) return;
     const waiting = [...this.pods.values()]
