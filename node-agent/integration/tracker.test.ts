@@ -2,12 +2,14 @@
 // pulls made over the CRI exactly as a kubelet makes them. Needs the test environment
 // (e2e/env/install.sh); if containerd or the registry cannot start, the suite fails saying why.
 import assert from 'node:assert/strict';
+import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import type { ImagePullStatus } from '../../common/contract.js';
 import { CriPuller } from '../../e2e/env/cri-puller.js';
 import { buildImage, type BuiltImage } from '../../e2e/env/image-builder.js';
 import { startTestEnv, type TestEnv } from '../../e2e/env/test-env.js';
 import { GrpcContainerdSource } from '../containerd/grpc-client.js';
+import { RegistryClient } from '../registry/client.js';
 import { PullTracker, type PullTrackerOptions } from '../tracker/tracker.js';
 
 const MiB = 1024 * 1024;
@@ -26,8 +28,13 @@ after(async () => {
   await env.stop();
 });
 
+/**
+ * A tracker as the agent runs it: pods' tags resolved by the registry client through containerd's
+ * own hosts.toml (the test env's certs.d), so a tag is tied to its pull while it runs.
+ */
 function tracker(opts: Partial<PullTrackerOptions> = {}): PullTracker {
-  const t = new PullTracker({ source, pollIntervalMs: 200, failAfterMs: 2000, ...opts });
+  const registry = new RegistryClient({ configPath: [join(env.containerd.dir, 'certs.d')] });
+  const t = new PullTracker({ source, pollIntervalMs: 200, failAfterMs: 2000, registry, ...opts });
   t.start();
   return t;
 }
