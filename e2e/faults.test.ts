@@ -784,7 +784,9 @@ test('etcd restarted mid-pull: the API server is unhealthy meanwhile; the agent 
 const MERGE = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
 
 test('RBAC takes the agent\'s patch permission away mid-pull (403): "write rejected" with the reason; given back, the final state lands', async (t) => {
-  sb.test.throttle.setRate(2 * MiB);
+  // 1 MiB/s: the pull outlasts the permission change, so the agent has writes to be refused
+  // (its final state is written at once, and at 2 MiB/s it could land before the change).
+  sb.test.throttle.setRate(1 * MiB);
   const rbac = sb.kubeconfig.makeApiClient(RbacAuthorizationV1Api);
   const role = 'pulltrace-node-agent';
   const original = await rbac.readClusterRole({ name: role });
