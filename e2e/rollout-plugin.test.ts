@@ -153,17 +153,11 @@ async function assertImagesIn(app: string, image: string, replicas: number): Pro
   const states = (await podStates(app)).filter((p) => p.split(' ')[1] === image);
   assert.equal(states.length, replicas, states.join('\n'));
   for (const st of states) assert.match(st, / (True \S+|\S* Running)$/);
+  // The pods named, not the label: the real Deployment controller may still be deleting the old
+  // ReplicaSet's pods, and a pod gone mid-wait makes `kubectl wait -l` fail with NotFound.
+  const names = states.map((st) => `pod/${st.split(' ')[0] ?? ''}`);
   const w = await k.run(
-    [
-      'wait',
-      '-n',
-      ns,
-      '-l',
-      `app=${app}`,
-      '--for=condition=pulltrace.io/ImagesPulled',
-      'pod',
-      '--timeout=30s',
-    ],
+    ['wait', '-n', ns, '--for=condition=pulltrace.io/ImagesPulled', ...names, '--timeout=30s'],
     { timeoutMs: 60_000 },
   );
   assert.equal(w.code, 0, w.stderr);
