@@ -32,7 +32,7 @@ import {
   PREFIX,
   type PodPullStatus,
 } from '../common/contract.js';
-import { KUBECTL } from '../e2e/control-plane/kubectl.js';
+import { KUBECTL } from '../e2e/cluster/kubectl.js';
 import type { Change as StoreChange, ChangeObject as KubeObject } from '../e2e/sandbox/changes.js';
 import { buildImage } from '../e2e/env/image-builder.js';
 import { startSandbox, type Sandbox } from '../e2e/sandbox/sandbox.js';

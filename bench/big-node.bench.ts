@@ -2,7 +2,7 @@
 // of 15 layers (~5 100 blobs, 900 image records; bench/big-node-store.ts), and 10 images of
 // 2 × 8 MB are pulled at once through the throttle (4 MiB/s shared). Measured:
 //   - the node agent as shipped (`node dist/node-agent/main.js`, default settings, 1 s poll,
-//     its pod watch on the control-plane stand-in with the 10 waiting pods): CPU (% of one
+//     its pod watch on a real kube-apiserver (e2e/cluster) with the 10 waiting pods): CPU (% of one
 //     core, from /proc schedstat) and RSS (/proc status), following the 10 pulls against the
 //     same process with no pull in flight;
 //   - containerd's CPU with the agent polling against containerd with no agent, on the same
@@ -10,8 +10,10 @@
 //   - the containerd calls the agent makes (containerd's own gRPC counters, per method), and
 //     what each kind of call costs containerd on this store (back-to-back calls), to see
 //     whether a poll does anything that grows with the store.
-// The throttle and the control-plane stand-in run in this process; nothing here blocks the
-// event loop while pulls run (images are built first, /proc and metrics are read async).
+// The throttle runs in this process; nothing here blocks the event loop while pulls run (images
+// are built first, /proc and metrics are read async). The API server and etcd are real processes
+// (no controller manager, no scheduler: the pods are created bound to the node, and no kubelet
+// runs them; the agent only reads and patches them).
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, openSync, closeSync, statSync } from 'node:fs';
 import { readdir, readFile } from 'node:fs/promises';
@@ -21,7 +23,8 @@ import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { CONDITION_IMAGES_PULLED, LABEL_TRACKED } from '../common/contract.js';
 import { freePort } from '../test-support/net.js';
-import { startControlPlane, type ControlPlane } from '../e2e/control-plane/index.js';
+import { CoreV1Api, KubeConfig, type V1Pod } from '@kubernetes/client-node';
+import { startCluster, type Cluster } from '../e2e/cluster/index.js';
 import { CriPuller } from '../e2e/env/cri-puller.js';
 import { buildImage } from '../e2e/env/image-builder.js';
 import { GrpcContainerdSource } from '../node-agent/containerd/grpc-client.js';
@@ -108,6 +111,42 @@ function diff(a: Map<string, number>, b: Map<string, number>): Map<string, numbe
 
 // ---- the agent, as shipped -----------------------------------------------------------------
 
+/** The bench's pods on the real API server, through the admin kubeconfig. */
+interface BenchPods {
+  /** Creates a tracked pod bound to NODE (as the webhook labels it and the scheduler binds it). */
+  create(name: string, image: string): Promise<void>;
+  /** Pods in `default` whose pulltrace.io/ImagesPulled condition is True. */
+  countPulled(): Promise<number>;
+}
+
+async function podsApi(cluster: Cluster): Promise<BenchPods> {
+  const kc = new KubeConfig();
+  kc.loadFromFile(cluster.kubeconfigPath);
+  const core = kc.makeApiClient(CoreV1Api);
+  // No controller manager runs to make the namespace's default ServiceAccount, which the API
+  // server's ServiceAccount admission wants before it takes a pod.
+  await core.createNamespacedServiceAccount({
+    namespace: 'default',
+    body: { metadata: { name: 'default' } },
+  });
+  const pulled = (p: V1Pod) =>
+    (p.status?.conditions ?? []).some((c) => c.type === CONDITION_IMAGES_PULLED && c.status === 'True');
+  return {
+    async create(name, image) {
+      await core.createNamespacedPod({
+        namespace: 'default',
+        body: {
+          metadata: { name, labels: { [LABEL_TRACKED]: 'true' } },
+          spec: { nodeName: NODE, containers: [{ name: 'main', image }] },
+        },
+      });
+    },
+    async countPulled() {
+      return (await core.listNamespacedPod({ namespace: 'default' })).items.filter(pulled).length;
+    },
+  };
+}
+
 interface Agent {
   child: ChildProcess;
   pid: number;
@@ -117,7 +156,7 @@ interface Agent {
 }
 
 /** `node dist/node-agent/main.js` at its defaults; resolves once /readyz says ready. */
-async function startAgent(env: BigNodeEnv, cp: ControlPlane): Promise<Agent> {
+async function startAgent(env: BigNodeEnv, cluster: Cluster): Promise<Agent> {
   const port = await freePort();
   // The agent reads PULLTRACE_* variables: none from this shell may change its defaults.
   const childEnv = Object.fromEntries(
@@ -131,7 +170,7 @@ async function startAgent(env: BigNodeEnv, cp: ControlPlane): Promise<Agent> {
       '--node-name',
       NODE,
       '--kubeconfig',
-      cp.kubeconfigPath,
+      cluster.kubeconfigPath,
       '--containerd-address',
       env.containerd.socketPath,
       '--metrics-listen',
@@ -362,8 +401,9 @@ export async function run(): Promise<void> {
   try {
     const env = await startBigNode(RATE, log);
     cleanup.push(() => env.stop());
-    const cp = await startControlPlane();
-    cleanup.push(() => cp.stop());
+    const cluster = await startCluster({ controllerManager: false, scheduler: false });
+    cleanup.push(() => cluster.stop());
+    const pods = await podsApi(cluster);
     const puller = new CriPuller(env.containerd.address);
     cleanup.push(() => {
       puller.close();
@@ -408,7 +448,7 @@ export async function run(): Promise<void> {
     await sleep(3000);
 
     // 3. The agent, idle big node (no pod, no pull in flight).
-    const agent = await startAgent(env, cp);
+    const agent = await startAgent(env, cluster);
     cleanup.push(() => agent.stop());
     await sleep(5000); // first polls, JIT warm-up
     const agentIdle = await measure(env, ctdPid, agent, AGENT_IDLE_S * 1000);
@@ -416,28 +456,16 @@ export async function run(): Promise<void> {
 
     // 4. The agent following 10 pulls: 10 tracked pods on the node wait for the 10 images.
     const podsFor = async (refs: string[], prefix: string) => {
-      for (const [i, image] of refs.entries()) {
-        await cp.store.pods.create({
-          metadata: { name: `${prefix}-${i}`, namespace: 'default', labels: { [LABEL_TRACKED]: 'true' } },
-          spec: { nodeName: NODE, containers: [{ name: 'main', image }] },
-        });
-      }
+      for (const [i, image] of refs.entries()) await pods.create(`${prefix}-${i}`, image);
     };
     await podsFor(refsOf(1), 'r1');
     const agentPulls1 = await measure(env, ctdPid, agent, pullAll(refsOf(1)));
     loads.push(loadavg()[0] ?? Number.NaN);
     // The final state (condition True) on every pod, as the agent writes it.
     const finalDeadline = performance.now() + 15_000;
-    const finals = () =>
-      cp.store.pods
-        .list({ namespace: 'default' })
-        .items.filter((p) =>
-          (
-            (p.status as { conditions?: { type: string; status: string }[] } | undefined)?.conditions ?? []
-          ).some((c) => c.type === CONDITION_IMAGES_PULLED && c.status === 'True'),
-        ).length;
-    while (finals() < LOAD_PULLS && performance.now() < finalDeadline) await sleep(250);
-    const finalsWritten = finals();
+    const finals = () => pods.countPulled();
+    while ((await finals()) < LOAD_PULLS && performance.now() < finalDeadline) await sleep(250);
+    const finalsWritten = await finals();
 
     // 5. The agent settled: 10 pods done, their pulls kept for retention, nothing in flight.
     await sleep(2000);
@@ -445,10 +473,7 @@ export async function run(): Promise<void> {
     loads.push(loadavg()[0] ?? Number.NaN);
 
     // 5b. One pull of an image with more layers than containerd fetches at once.
-    await cp.store.pods.create({
-      metadata: { name: 'many', namespace: 'default', labels: { [LABEL_TRACKED]: 'true' } },
-      spec: { nodeName: NODE, containers: [{ name: 'main', image: manyRef }] },
-    });
+    await pods.create('many', manyRef);
     env.throttle.setRate(MANY_RATE);
     const agentMany = await measure(env, ctdPid, agent, puller.pullImage(manyRef));
     env.throttle.setRate(RATE);
@@ -460,8 +485,8 @@ export async function run(): Promise<void> {
     loads.push(loadavg()[0] ?? Number.NaN);
     const allPods = 2 * LOAD_PULLS + 1;
     const finalDeadline2 = performance.now() + 15_000;
-    while (finals() < allPods && performance.now() < finalDeadline2) await sleep(250);
-    const finalsAll = finals();
+    while ((await finals()) < allPods && performance.now() < finalDeadline2) await sleep(250);
+    const finalsAll = await finals();
     await agent.stop();
     await sleep(2000);
 
@@ -530,7 +555,7 @@ export async function run(): Promise<void> {
 
     // ---- report ----
     console.log(
-      `\nagent: node dist/node-agent/main.js at its defaults (poll 1 s), its pod watch on the control-plane stand-in; ` +
+      `\nagent: node dist/node-agent/main.js at its defaults (poll 1 s), its pod watch on a real kube-apiserver; ` +
         `store: ${BIG_STORE.images} images × ${BIG_STORE.layersPerImage} layers (${blobs} blobs, ${records} records); ` +
         `pulls: ${LOAD_PULLS} × ${LOAD_LAYERS.length} × ${(LOAD_LAYERS[0] ?? 0) / 1e6} MB at ${RATE / MiB} MiB/s shared`,
     );

@@ -10,8 +10,8 @@
 //   - the tracker as the agent sees it: polled every `pollMs`, rate over a 10 s window, ETA =
 //     remaining / rate, percent capped at 99 until the image is in;
 //   - the publisher as it runs: every `tickMs`, a pod whose state changed (or whose wait is
-//     over) is offered to the node's budget at cost 2 (labels/annotations patch + status patch,
-//     which is what a progress write costs), and events (PullStalled, PullFailed, the
+//     over) is offered to the node's budget at cost 1 (one pods/status patch carrying labels,
+//     annotations and condition, which is what a progress write costs), and events (PullStalled, PullFailed, the
 //     ImagesPulled summary) take one token each.
 // Every write is assumed to succeed at once (the API's latency is not modelled). Pure apart
 // from its own state: the clock is the simulation's, randomness comes from a seeded PRNG.
@@ -99,11 +99,11 @@ export interface ScaleResult {
   seconds: number;
   /** Seconds from pod creation to image in, per pod. */
   pullSeconds: Distribution;
-  /** Budgeted writes per pod (each one: a metadata patch and a status patch). */
+  /** Budgeted writes per pod (each one: one pods/status patch). */
   writesPerPod: Distribution;
   /** Most writes to one pod for one pull. */
   maxWritesPerPull: number;
-  /** API requests per pod: 2 per write, plus its events. */
+  /** API requests per pod: 1 per write, plus its events. */
   requestsPerPod: Distribution;
   events: number;
   totalRequests: number;
@@ -384,7 +384,7 @@ export function simulate(o: ScaleOptions): ScaleResult {
       if (p.finalWritten && p.state.phase === 'Pulled') continue;
       if (!p.changed) continue;
       p.changed = false;
-      const offer = node.budget.offer(p.key, p.state, now, 2);
+      const offer = node.budget.offer(p.key, p.state, now);
       if (offer.decision === 'later') {
         p.notBefore = offer.at;
         p.changed = true;
@@ -398,7 +398,7 @@ export function simulate(o: ScaleOptions): ScaleResult {
       p.maxWritesPerPull = Math.max(p.maxWritesPerPull, p.writesThisPull);
       p.lastWritten = { ...p.state };
       p.floor = p.state.phase === 'Failed' ? p.floor : p.state.percent;
-      count(p, 2, now);
+      count(p, 1, now);
       last = now;
       if (p.state.phase === 'Stalled' || p.state.phase === 'Failed' || p.state.phase === 'Pulled') {
         p.pendingEvents++;

@@ -181,7 +181,7 @@ export async function run(): Promise<void> {
       `--max-writes-per-pull 25, --stall-after 30s, 1 s poll); per node throughput lognormal, ` +
       `median ${f0(R.throughputMedian / 1e6)} MB/s (σ ${R.throughputSigma}); ${R.stallShare * 100} % of pulls stall ` +
       `${R.stallSeconds[0]}-${R.stallSeconds[1]} s, ${R.failShare * 100} % fail once and are retried after ` +
-      `${R.retryBackoffSeconds} s. A write = 2 requests (metadata + status patch); events 1 each.\n`,
+      `${R.retryBackoffSeconds} s. A write = 1 request (one pods/status patch); events 1 each.\n`,
   );
   console.log(table(results.map(({ name, r }) => row(name, r))));
   const main = results[0]?.r;

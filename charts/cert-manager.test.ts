@@ -14,7 +14,7 @@ import { fileURLToPath } from 'node:url';
 import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
 import { startCluster, type Cluster } from '../e2e/cluster/cluster.js';
 import { helmInstall } from '../e2e/cluster/helm.js';
-import { kubectlFor, type Kubectl } from '../e2e/control-plane/kubectl.js';
+import { kubectlFor, type Kubectl } from '../e2e/cluster/kubectl.js';
 import { waitFor } from '../test-support/net.js';
 import { startCertManager, type CertManager } from './cert-manager.js';
 import { readLog } from '../e2e/cluster/component.js';

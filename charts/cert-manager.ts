@@ -17,7 +17,7 @@ import type { Cluster } from '../e2e/cluster/cluster.js';
 import { startComponent, type Component } from '../e2e/cluster/component.js';
 import { certManagerVersion, helmTemplate } from '../e2e/cluster/helm.js';
 import { writeClusterKubeconfig } from '../e2e/cluster/kubeconfig.js';
-import { kubectlFor } from '../e2e/control-plane/kubectl.js';
+import { kubectlFor } from '../e2e/cluster/kubectl.js';
 import { parseManifests, type Obj } from './manifests.js';
 
 const run = promisify(execFile);

@@ -16,7 +16,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { CoreV1Api, KubeConfig, type V1Pod } from '@kubernetes/client-node';
 import { silentLogger } from '../common/logging.js';
-import { kubectlFor, type Kubectl } from '../e2e/control-plane/kubectl.js';
+import { kubectlFor, type Kubectl } from '../e2e/cluster/kubectl.js';
 import { startCluster, type Cluster } from '../e2e/cluster/cluster.js';
 import { HelmError, helmInstall, helm, helmTemplate, type HelmValuesOptions } from '../e2e/cluster/helm.js';
 import { applyAsApiServer, decodePatch, makeCerts, type CertDir } from '../test-support/webhook.js';

@@ -649,7 +649,7 @@ test('RBAC: the agent gets exactly the verbs it needs; the webhook gets none', a
   const objects = await render();
   const role = find(objects, 'ClusterRole');
   assert.deepEqual(role.rules, [
-    { apiGroups: [''], resources: ['pods'], verbs: ['get', 'list', 'watch', 'patch'] },
+    { apiGroups: [''], resources: ['pods'], verbs: ['get', 'list', 'watch'] },
     { apiGroups: [''], resources: ['pods/status'], verbs: ['patch'] },
     { apiGroups: [''], resources: ['events'], verbs: ['create', 'patch'] },
   ]);

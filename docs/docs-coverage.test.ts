@@ -171,7 +171,7 @@ async function metricsOf(registry: Registry): Promise<MetricRow[]> {
 
 /** The publisher's counters, as the agent registers them (values do not matter here). */
 const PUBLISHER: PublisherStats = {
-  counts: { metadata: 0, status: 0, events: 0, retries: 0, gone: 0, errors: 0 },
+  counts: { status: 0, events: 0, retries: 0, gone: 0, errors: 0 },
   active: () => 0,
 };
 

@@ -55,8 +55,8 @@ import {
 } from '../common/contract.js';
 import { apiGet } from './cluster/cluster.js';
 import { readLog } from './cluster/component.js';
-import type { FaultHit, FaultRequest } from './control-plane/faults.js';
-import { kubectlFor, type Kubectl } from './control-plane/kubectl.js';
+import type { FaultHit, FaultRequest } from './cluster/faults.js';
+import { kubectlFor, type Kubectl } from './cluster/kubectl.js';
 import { buildImage } from './env/image-builder.js';
 import type { Change } from './sandbox/changes.js';
 import { NAMESPACE, startSandbox, type Sandbox } from './sandbox/sandbox.js';
@@ -781,7 +781,7 @@ test('etcd restarted mid-pull: the API server is unhealthy meanwhile; the agent 
   }
 });
 
-const MERGE = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
+const STRATEGIC = setHeaderOptions('Content-Type', PatchStrategy.StrategicMergePatch);
 
 test('RBAC takes the agent\'s patch permission away mid-pull (403): "write rejected" with the reason; given back, the final state lands', async (t) => {
   // 1 MiB/s: the pull outlasts the permission change, so the agent has writes to be refused
@@ -804,11 +804,9 @@ test('RBAC takes the agent\'s patch permission away mid-pull (403): "write rejec
     await create('rbac-403', ref);
     await until('rbac-403 first write', () => ours(get('rbac-403')).phase !== null);
     const logFrom = agentLogSize();
-    // Keep list/watch and events; take away every patch of pods.
+    // Keep list/watch and events; take away the patch of pods/status (the agent's one write).
     const narrowed = structuredClone(original);
     narrowed.rules = (narrowed.rules ?? []).filter((r) => !(r.resources ?? []).includes('pods/status'));
-    for (const r of narrowed.rules)
-      if ((r.resources ?? []).includes('pods')) r.verbs = r.verbs.filter((v) => v !== 'patch');
     await rbac.replaceClusterRole({ name: role, body: narrowed });
     const rejected = await until(
       'the agent rejected with 403',
@@ -818,7 +816,7 @@ test('RBAC takes the agent\'s patch permission away mid-pull (403): "write rejec
     // The API server's Status message, as the agent logs it (quotes escaped in its JSON body).
     assert.match(
       unescaped(rejected),
-      /HTTP 403.*"rbac-403" is forbidden: User "system:serviceaccount:pulltrace:pulltrace-node-agent" cannot patch resource "pods"/s,
+      /HTTP 403.*"rbac-403" is forbidden: User "system:serviceaccount:pulltrace:pulltrace-node-agent" cannot patch resource "pods\/status"/s,
     );
     assert.notEqual(ours(get('rbac-403')).phase, 'Pulled', 'nothing written without the permission');
     const givenBack = Date.now();
@@ -894,14 +892,14 @@ test('an admission policy refuses the agent\'s writes mid-pull (422): "write rej
       'the policy in force',
       async () => {
         try {
-          await asAgent.patchNamespacedPod(
+          await asAgent.patchNamespacedPodStatus(
             {
               name: probe,
               namespace: ns,
               body: { metadata: { annotations: { probe: 'x' } } },
               dryRun: 'All',
             },
-            MERGE,
+            STRATEGIC,
           );
           return false;
         } catch (err) {

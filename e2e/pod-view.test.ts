@@ -18,7 +18,7 @@ import { after, before, test } from 'node:test';
 import { type ImagePullStatus, type PodPullStatus } from '../common/contract.js';
 import { GrpcContainerdSource } from '../node-agent/containerd/grpc-client.js';
 import type { ImageRecord } from '../node-agent/containerd/source.js';
-import { kubectlFor, type Kubectl } from './control-plane/kubectl.js';
+import { kubectlFor, type Kubectl } from './cluster/kubectl.js';
 import { buildImage, type BuiltImage } from './env/image-builder.js';
 import { startSandbox, type Sandbox } from './sandbox/sandbox.js';
 
@@ -375,13 +375,21 @@ test('imagePullPolicy Always on a tag pushed again: the pod follows the new down
     t.diagnostic(
       `always-new: ${downloading.length} writes Downloading (bytesDone ${downloading.map((i) => i?.bytesDone).join(',')}); wait ${waited - moved} ms after the record moved; writes ${timeline(watch.samples, moved)}`,
     );
-    assert.ok(waited >= moved, 'not True before the new image was in');
-    const s = await pullStatus('always-new');
-    assert.equal(s.phase, 'Pulled');
-    assert.equal(s.images[0]?.bytesCached, first.built.layers[0]?.size, 'the old layer counts as cached');
+    // The kubelet runs the new image: the premise of what follows (said first, with the writes,
+    // so a failure in CI's output tail shows what happened).
+    const seen = `writes ${timeline(watch.samples, moved)}`;
     assert.equal(
       await kubeletField('always-new', '{.status.containerStatuses[0].imageID}'),
       `${repoOf(second.ref)}@${second.built.manifestDigest}`,
+      `the kubelet runs the tag's new image; ${seen}`,
+    );
+    assert.ok(waited >= moved, `not True before the new image was in; ${seen}`);
+    const s = await pullStatus('always-new');
+    assert.equal(s.phase, 'Pulled');
+    assert.equal(
+      s.images[0]?.bytesCached,
+      first.built.layers[0]?.size,
+      `the old layer counts as cached: ${JSON.stringify(s.images[0])}; ${seen}`,
     );
     assert.ok(downloading.length > 0, 'the new download was shown (Downloading, bytesDone > 0)');
   } finally {

@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { KUBECTL, kubectlFor, type Kubectl, type KubectlResult } from './control-plane/kubectl.js';
+import { KUBECTL, kubectlFor, type Kubectl, type KubectlResult } from './cluster/kubectl.js';
 import { buildImage } from './env/image-builder.js';
 import { startSandbox, type Sandbox } from './sandbox/sandbox.js';
 

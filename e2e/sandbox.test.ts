@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { kubectlFor } from './control-plane/kubectl.js';
+import { kubectlFor } from './cluster/kubectl.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 

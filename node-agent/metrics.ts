@@ -6,7 +6,7 @@ import type { PullTracker } from './tracker/tracker.js';
 
 /** What the publisher counts (Publisher has these). */
 export interface PublisherStats {
-  readonly counts: Readonly<Record<'metadata' | 'status' | 'events' | 'retries' | 'gone' | 'errors', number>>;
+  readonly counts: Readonly<Record<'status' | 'events' | 'retries' | 'gone' | 'errors', number>>;
   active(): number;
 }
 
@@ -69,7 +69,7 @@ function registerPullGauges(registry: Registry, tracker: PullTracker): void {
 function registerPublisherMetrics(registry: Registry, pub: PublisherStats): void {
   const requests: Counter<'kind'> = new Counter({
     name: 'pulltrace_api_writes_total',
-    help: 'API writes made to pods, by kind: metadata (labels + annotations patch), status (condition patch), event.',
+    help: 'API writes made to pods, by kind: status (the pods/status patch of labels, annotations and condition), event.',
     labelNames: ['kind'],
     registers: [registry],
     collect: () => {
@@ -77,7 +77,6 @@ function registerPublisherMetrics(registry: Registry, pub: PublisherStats): void
     },
   });
   const update = followTotals(requests, () => ({
-    metadata: pub.counts.metadata,
     status: pub.counts.status,
     event: pub.counts.events,
   }));

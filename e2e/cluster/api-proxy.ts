@@ -10,8 +10,8 @@
 //                      match: (r) => r.method === 'PATCH' && r.query.get('fieldManager') === 'pulltrace' });
 //   proxy.faults.answered();   // what the fault answered, with times
 //
-// The rules are the control-plane stand-in's (e2e/control-plane/faults.ts: same matching, same
-// v1 Status bodies, `Retry-After` on 429 and 503). The proxy terminates TLS with a certificate of
+// The rules are those of faults.ts (matching, count and time limits, the API server's v1 Status
+// bodies, `Retry-After` on 429 and 503). The proxy terminates TLS with a certificate of
 // the cluster's CA for 127.0.0.1, so it forwards the Authorization header but cannot forward a
 // client certificate: clients authenticate with a token (a ServiceAccount token, as the node
 // agent does in a cluster). When the API server cannot be reached the client's connection is
@@ -21,12 +21,7 @@ import { createServer, request as httpsRequest, Agent, type Server } from 'node:
 import type { IncomingMessage, ServerResponse, ClientRequest } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { join } from 'node:path';
-import {
-  createFaults,
-  parseFaultPath,
-  type FaultInjector,
-  type FaultRequest,
-} from '../control-plane/faults.js';
+import { createFaults, parseFaultPath, type FaultInjector, type FaultRequest } from './faults.js';
 import type { Cluster } from './cluster.js';
 import { writeClusterKubeconfig } from './kubeconfig.js';
 
@@ -46,7 +41,7 @@ export interface ProxiedRequest {
 export interface ApiProxy {
   /** `https://127.0.0.1:PORT`. */
   url: string;
-  /** The fault rule in force (e2e/control-plane/faults.ts). */
+  /** The fault rule in force (faults.ts). */
   faults: FaultInjector;
   /** Every request seen since start (or since clearRequests()), oldest first. */
   requests(): readonly ProxiedRequest[];

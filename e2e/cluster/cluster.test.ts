@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { after, before, test } from 'node:test';
 import { CoreV1Api, KubeConfig, PatchStrategy, setHeaderOptions, type V1Pod } from '@kubernetes/client-node';
-import { kubectlFor, type Kubectl } from '../control-plane/kubectl.js';
+import { kubectlFor, type Kubectl } from './kubectl.js';
 import { startCluster, type Cluster } from './cluster.js';
 import { NODE_NAME_EXTRA, nodeBoundToken } from './token.js';
 

@@ -6,7 +6,7 @@ import { randomBytes } from 'node:crypto';
 import { after, before, test } from 'node:test';
 import { CoreV1Api, KubeConfig, PatchStrategy, setHeaderOptions, type V1Pod } from '@kubernetes/client-node';
 import { waitFor } from '../../test-support/net.js';
-import { kubectlFor, type Kubectl } from '../control-plane/kubectl.js';
+import { kubectlFor, type Kubectl } from './kubectl.js';
 import { buildImage } from '../env/image-builder.js';
 import { startTestEnv, type TestEnv } from '../env/test-env.js';
 import { startCluster, type Cluster } from './cluster.js';

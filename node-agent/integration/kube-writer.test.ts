@@ -9,7 +9,7 @@ import { CoreV1Api, KubeConfig, PatchStrategy, setHeaderOptions, type V1Pod } fr
 import { CONDITION_IMAGES_PULLED, LABEL_PROGRESS } from '../../common/contract.js';
 import { startCluster, type Cluster } from '../../e2e/cluster/cluster.js';
 import { KubePodWriter } from '../publisher/kube-writer.js';
-import { buildPatches, previousStateOf } from '../publisher/patches.js';
+import { buildPatch, previousStateOf } from '../publisher/patches.js';
 import { podProgress, publishedState } from '../publisher/pod-progress.js';
 import { imageStatus } from '../../test-support/publisher.js';
 
@@ -59,13 +59,12 @@ async function kubeletPod(name: string): Promise<V1Pod> {
   );
 }
 
-test('the condition joins the kubelet’s conditions; labels and annotations join the pod’s own', async () => {
+test('one pods/status patch: the condition joins the kubelet’s conditions; labels and annotations join the pod’s own', async () => {
   const pod = await kubeletPod('web-0');
   const state = publishedState(podProgress([imageStatus()]), { now: new Date() });
-  const patches = buildPatches(previousStateOf(pod), state);
-  assert.ok(patches.metadata !== null && patches.status !== null);
-  await writer.patchMetadata(ns, 'web-0', patches.metadata);
-  await writer.patchStatus(ns, 'web-0', patches.status);
+  const patch = buildPatch(previousStateOf(pod), state);
+  assert.ok(patch?.metadata !== undefined && patch.status !== undefined);
+  await writer.patchStatus(ns, 'web-0', patch);
   const got = await core.readNamespacedPod({ name: 'web-0', namespace: ns });
   assert.deepEqual(
     (got.status?.conditions ?? [])
@@ -85,22 +84,22 @@ test('the condition joins the kubelet’s conditions; labels and annotations joi
   assert.equal(labels[LABEL_PROGRESS], '63');
   assert.equal(annotations['example.com/keep'], 'yes');
   // Read back, the written state patches to nothing.
-  assert.deepEqual(buildPatches(previousStateOf(got), state), { metadata: null, status: null });
+  assert.equal(buildPatch(previousStateOf(got), state), null);
 });
 
 test('a later condition update replaces ours only, by type', async () => {
   const pod = await kubeletPod('web-1');
   const first = publishedState(podProgress([imageStatus()]), { now: new Date() });
-  const p1 = buildPatches(previousStateOf(pod), first);
-  if (p1.status !== null) await writer.patchStatus(ns, 'web-1', p1.status);
+  const p1 = buildPatch(previousStateOf(pod), first);
+  if (p1 !== null) await writer.patchStatus(ns, 'web-1', p1);
   const after1 = await core.readNamespacedPod({ name: 'web-1', namespace: ns });
   const done = publishedState(
     podProgress([imageStatus({ phase: 'Pulled', percent: 100, bytesDone: 67_000_000, etaSeconds: 0 })]),
     { now: new Date(), previous: previousStateOf(after1).condition },
   );
-  const p2 = buildPatches(previousStateOf(after1), done);
-  assert.ok(p2.status !== null);
-  await writer.patchStatus(ns, 'web-1', p2.status);
+  const p2 = buildPatch(previousStateOf(after1), done);
+  assert.ok(p2?.status !== undefined);
+  await writer.patchStatus(ns, 'web-1', p2);
   const got = await core.readNamespacedPod({ name: 'web-1', namespace: ns });
   const ours = (got.status?.conditions ?? []).filter((c) => c.type === CONDITION_IMAGES_PULLED);
   assert.equal(ours.length, 1, 'one condition of our type');

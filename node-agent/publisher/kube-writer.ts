@@ -1,5 +1,5 @@
-// The publisher's edge to the API server: the three writes it makes (metadata patch, status
-// patch, event) and the pod watch, over @kubernetes/client-node. Errors come back classified so
+// The publisher's edge to the API server: the two writes it makes (the pods/status patch of
+// labels, annotations and condition; an event) and the pod watch, over @kubernetes/client-node. Errors come back classified so
 // the publisher decides: gone (404), retry after a delay (409, 429 with Retry-After, 5xx,
 // network), or give up on this write (other 4xx: a bug; logged).
 import { asRecord } from '../../common/json.js';
@@ -16,7 +16,7 @@ import {
 } from '@kubernetes/client-node';
 import { LABEL_TRACKED } from '../../common/contract.js';
 import { errorMessage } from '../../common/errors.js';
-import type { MetadataPatch, StatusPatch } from './patches.js';
+import type { PodPatch } from './patches.js';
 
 /** What to do about a failed write (classify()). */
 export type WriteError =
@@ -27,10 +27,11 @@ export type WriteError =
 
 /** What the publisher needs from the API (a fake implements it in unit tests). */
 export interface PodWriter {
-  /** PATCH pods/<name> with a JSON merge patch of labels and annotations. Rejects with the API's error. */
-  patchMetadata(namespace: string, name: string, patch: MetadataPatch): Promise<V1Pod>;
-  /** PATCH pods/<name>/status with a strategic merge patch of the condition. Rejects with the API's error. */
-  patchStatus(namespace: string, name: string, patch: StatusPatch): Promise<V1Pod>;
+  /**
+   * PATCH pods/<name>/status with a strategic merge patch of the owned labels, annotations and
+   * the condition (patches.ts). Resolves to the pod as stored; rejects with the API's error.
+   */
+  patchStatus(namespace: string, name: string, patch: PodPatch): Promise<V1Pod>;
   /** POST an Event in `namespace`. Rejects with the API's error. */
   createEvent(namespace: string, body: CoreV1Event): Promise<void>;
 }
@@ -54,7 +55,6 @@ export interface PodWatchHandlers {
   onError(err: unknown): void;
 }
 
-const MERGE = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
 const STRATEGIC = setHeaderOptions('Content-Type', PatchStrategy.StrategicMergePatch);
 
 /**
@@ -109,11 +109,7 @@ export class KubePodWriter implements PodWriter {
     this.api = kc.makeApiClient(CoreV1Api);
   }
 
-  patchMetadata(namespace: string, name: string, patch: MetadataPatch): Promise<V1Pod> {
-    return this.api.patchNamespacedPod({ name, namespace, body: patch, fieldManager: 'pulltrace' }, MERGE);
-  }
-
-  patchStatus(namespace: string, name: string, patch: StatusPatch): Promise<V1Pod> {
+  patchStatus(namespace: string, name: string, patch: PodPatch): Promise<V1Pod> {
     return this.api.patchNamespacedPodStatus(
       { name, namespace, body: patch, fieldManager: 'pulltrace' },
       STRATEGIC,

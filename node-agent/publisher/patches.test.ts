@@ -11,7 +11,7 @@ import {
   LABEL_PROGRESS,
   LABEL_TRACKED,
 } from '../../common/contract.js';
-import { buildPatches, previousStateOf, type MetadataPatch, type StatusPatch } from './patches.js';
+import { buildPatch, previousStateOf, type PodPatch } from './patches.js';
 import { podProgress, publishedState, type PublishedState } from './pod-progress.js';
 import { MB, imageStatus, pulled, resolving } from '../../test-support/publisher.js';
 
@@ -25,8 +25,10 @@ const downloading = (done: number, eta: number | null, now = T0, gen?: number) =
     gen === undefined ? { now } : { now, generation: gen },
   );
 
-/** Applies the patches the way the API server does, to a plain pod (merge patch; SMP by type). */
-function apply(pod: V1Pod, meta: MetadataPatch | null, status: StatusPatch | null): V1Pod {
+/** Applies the patch the way the API server does, to a plain pod (SMP: maps by key, conditions by type). */
+function apply(pod: V1Pod, patch: PodPatch | null): V1Pod {
+  const meta = patch?.metadata;
+  const status = patch?.status;
   const out = structuredClone(pod);
   const m = (out.metadata ??= {});
   const merge = (into: Record<string, string>, patch: Record<string, string | null> | undefined) => {
@@ -36,14 +38,14 @@ function apply(pod: V1Pod, meta: MetadataPatch | null, status: StatusPatch | nul
     }
     return into;
   };
-  if (meta !== null) {
-    m.labels = merge(m.labels ?? {}, meta.metadata.labels);
-    m.annotations = merge(m.annotations ?? {}, meta.metadata.annotations);
+  if (meta !== undefined) {
+    m.labels = merge(m.labels ?? {}, meta.labels);
+    m.annotations = merge(m.annotations ?? {}, meta.annotations);
   }
-  if (status !== null) {
+  if (status !== undefined) {
     const st = (out.status ??= {});
     const conditions = st.conditions ?? [];
-    for (const c of status.status.conditions) {
+    for (const c of status.conditions) {
       const i = conditions.findIndex((x) => x.type === c.type);
       const merged: Record<string, unknown> = Object.fromEntries(Object.entries(conditions[i] ?? {}));
       for (const [k, v] of Object.entries(c)) {
@@ -69,18 +71,20 @@ const basePod = (): V1Pod => ({
   status: { conditions: [{ type: 'PodScheduled', status: 'True' }] },
 });
 
-test('first write: every owned key and the condition', () => {
+test('first write: every owned key and the condition, in one body', () => {
   const next = downloading(40, 12);
-  const { metadata, status } = buildPatches(null, next);
-  assert.deepEqual(metadata?.metadata.labels, { [LABEL_PROGRESS]: '40', [LABEL_ETA]: '12s' });
-  assert.deepEqual(Object.keys(metadata.metadata.annotations ?? {}).sort(), [
+  const patch = buildPatch(null, next);
+  assert.deepEqual(Object.keys(patch ?? {}).sort(), ['metadata', 'status']);
+  const { metadata, status } = patch ?? {};
+  assert.deepEqual(metadata?.labels, { [LABEL_PROGRESS]: '40', [LABEL_ETA]: '12s' });
+  assert.deepEqual(Object.keys(metadata.annotations ?? {}).sort(), [
     ANNOTATION_ETA_SECONDS,
     ANNOTATION_PHASE,
     ANNOTATION_PROGRESS,
     ANNOTATION_STATUS,
   ]);
-  assert.deepEqual(status, { status: { conditions: [{ ...next.condition }] } });
-  assert.equal(status.status.conditions[0].type, CONDITION_IMAGES_PULLED);
+  assert.deepEqual(status, { conditions: [{ ...next.condition }] });
+  assert.equal(status.conditions[0].type, CONDITION_IMAGES_PULLED);
 });
 
 function without(s: PublishedState, label: string, annotation: string): PublishedState {
@@ -90,7 +94,7 @@ function without(s: PublishedState, label: string, annotation: string): Publishe
   return out;
 }
 
-test('patches are the difference (table)', () => {
+test('the patch is the difference (table)', () => {
   const a = downloading(40, 12);
   const cases: {
     name: string;
@@ -99,64 +103,65 @@ test('patches are the difference (table)', () => {
     meta: unknown;
     status: boolean;
   }[] = [
-    { name: 'equal: nothing', prev: a, next: a, meta: null, status: false },
+    { name: 'equal: nothing', prev: a, next: a, meta: undefined, status: false },
     {
       name: 'ETA unknown now: its keys removed with null',
       prev: a,
       next: without(a, LABEL_ETA, ANNOTATION_ETA_SECONDS),
-      meta: { metadata: { labels: { [LABEL_ETA]: null }, annotations: { [ANNOTATION_ETA_SECONDS]: null } } },
+      meta: { labels: { [LABEL_ETA]: null }, annotations: { [ANNOTATION_ETA_SECONDS]: null } },
       status: false,
     },
     {
-      name: 'only the label changed: no annotations key, no status patch',
+      name: 'only the label changed: no annotations key, no status key',
       prev: a,
       next: { ...a, labels: { ...a.labels, [LABEL_PROGRESS]: '45' } },
-      meta: { metadata: { labels: { [LABEL_PROGRESS]: '45' } } },
+      meta: { labels: { [LABEL_PROGRESS]: '45' } },
       status: false,
     },
     {
       name: 'only the condition message changed',
       prev: a,
       next: { ...a, condition: { ...a.condition, message: 'other' } },
-      meta: null,
+      meta: undefined,
       status: true,
     },
   ];
   for (const c of cases) {
-    const p = buildPatches(c.prev, c.next);
-    assert.deepEqual(p.metadata, c.meta, c.name);
-    assert.equal(p.status !== null, c.status, c.name);
+    const p = buildPatch(c.prev, c.next);
+    assert.equal(p === null, c.meta === undefined && !c.status, `${c.name}: null only when nothing changed`);
+    assert.deepEqual(p?.metadata, c.meta, c.name);
+    assert.equal(p?.status !== undefined, c.status, c.name);
   }
 });
 
 test('removing observedGeneration sets it to null (SMP keeps fields left out)', () => {
   const withGen = downloading(40, 12, T0, 2);
   const without = downloading(40, 12, T0);
-  const p = buildPatches(withGen, without);
-  assert.equal(p.status?.status.conditions[0].observedGeneration, null);
-  assert.equal(buildPatches(without, withGen).status?.status.conditions[0].observedGeneration, 2);
+  const p = buildPatch(withGen, without);
+  assert.equal(p?.status?.conditions[0].observedGeneration, null);
+  assert.equal(buildPatch(without, withGen)?.status?.conditions[0].observedGeneration, 2);
 });
 
 test('read back from the pod: a written state patches to nothing, foreign keys untouched', () => {
   let pod = basePod();
   const first = downloading(40, 12, T0, 1);
-  let p = buildPatches(previousStateOf(pod), first);
-  pod = apply(pod, p.metadata, p.status);
+  let p = buildPatch(previousStateOf(pod), first);
+  pod = apply(pod, p);
   assert.equal(pod.metadata?.labels?.app, 'web');
   assert.equal(pod.metadata.annotations?.['example.com/other'], 'keep');
   assert.equal(pod.status?.conditions?.length, 2, "the kubelet's condition stays");
 
   // The client hands lastTransitionTime back as a Date: it still compares equal.
   assert.ok(pod.status.conditions[1]!.lastTransitionTime instanceof Date);
-  assert.deepEqual(buildPatches(previousStateOf(pod), first), { metadata: null, status: null });
+  assert.equal(buildPatch(previousStateOf(pod), first), null);
 
   const progress = publishedState(
     podProgress([imageStatus({ bytesDone: 70 * MB, bytesTotal: 100 * MB, etaSeconds: null })]),
     { now: T1, generation: 1, previous: previousStateOf(pod).condition },
   );
-  p = buildPatches(previousStateOf(pod), progress);
-  assert.equal(p.status?.status.conditions[0].lastTransitionTime, '2026-11-25T10:00:00Z', 'no flip: kept');
-  pod = apply(pod, p.metadata, p.status);
+  p = buildPatch(previousStateOf(pod), progress);
+  assert.equal(p?.status?.conditions[0].lastTransitionTime, '2026-11-25T10:00:00Z', 'no flip: kept');
+  pod = apply(pod, p);
   assert.equal(pod.metadata?.labels?.[LABEL_ETA], undefined);
   assert.equal(pod.metadata?.labels?.[LABEL_PROGRESS], '70');
 
@@ -165,8 +170,8 @@ test('read back from the pod: a written state patches to nothing, foreign keys u
     generation: 1,
     previous: previousStateOf(pod).condition,
   });
-  p = buildPatches(previousStateOf(pod), done);
-  pod = apply(pod, p.metadata, p.status);
+  p = buildPatch(previousStateOf(pod), done);
+  pod = apply(pod, p);
   const cond = pod.status?.conditions?.find((c) => c.type === CONDITION_IMAGES_PULLED);
   assert.equal(cond?.status, 'True');
   assert.equal(cond.reason, 'Pulled');
@@ -188,5 +193,5 @@ test('previousStateOf ignores what it cannot read as its own', () => {
   assert.deepEqual(prev.annotations, {});
   assert.equal(prev.condition, null);
   const next = publishedState(podProgress([resolving(NGINX)]), { now: T0 });
-  assert.ok(buildPatches(prev, next).status !== null, 'an unreadable condition is replaced');
+  assert.ok(buildPatch(prev, next)?.status !== undefined, 'an unreadable condition is replaced');
 });

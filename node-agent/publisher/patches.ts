@@ -1,10 +1,14 @@
-// The two patch bodies that carry a pod's progress to the API server, built as the difference
-// between what is on the pod (or was last written) and what should be:
-// - metadata: labels + annotations in ONE JSON merge patch; a key to remove is set to null
-//   (the same body is also a valid strategic merge patch);
-// - status: the ImagesPulled condition in a strategic merge patch of status.conditions, whose
-//   merge key is `type`, so the kubelet's conditions stay as they are (a JSON merge patch would
-//   replace the whole list).
+// The one patch that carries a pod's progress to the API server, built as the difference between
+// what is on the pod (or was last written) and what should be: a strategic merge patch of
+// `pods/<name>/status` holding
+// - the owned labels and annotations (`metadata.labels`, `metadata.annotations`; a key to remove
+//   is null). The API server's pod status strategy (pkg/registry/core/pod/strategy.go,
+//   podStatusStrategy.PrepareForUpdate) resets only spec, deletionTimestamp and ownerReferences
+//   on a status write, so metadata changes are kept (e2e/cluster/cluster.test.ts checks it on the
+//   real API server);
+// - the ImagesPulled condition in status.conditions, whose merge key is `type`, so the kubelet's
+//   conditions stay as they are (a JSON merge patch would replace the whole list).
+// One request per update, one watch event: half of a metadata patch plus a status patch.
 import type { V1Pod } from '@kubernetes/client-node';
 import {
   ANNOTATION_ETA_SECONDS,
@@ -19,10 +23,8 @@ import {
 import type { ConditionBody, PublishedState } from './pod-progress.js';
 import { kubeTime } from './text.js';
 
-/** Content type of the metadata patch: a JSON merge patch (RFC 7386). */
-export const METADATA_PATCH_TYPE = 'application/merge-patch+json';
-/** Content type of the status patch: a strategic merge patch (merge key of conditions: `type`). */
-export const STATUS_PATCH_TYPE = 'application/strategic-merge-patch+json';
+/** Content type of the patch: a strategic merge patch (merge key of conditions: `type`). */
+export const POD_PATCH_TYPE = 'application/strategic-merge-patch+json';
 
 /** The labels the agent owns; no other label is ever in a patch. */
 export const OWNED_LABELS: readonly string[] = [LABEL_PROGRESS, LABEL_ETA];
@@ -34,28 +36,20 @@ export const OWNED_ANNOTATIONS: readonly string[] = [
   ANNOTATION_STATUS,
 ];
 
-/** The body of the metadata patch: owned labels and annotations to set, null to remove. */
-export interface MetadataPatch {
-  metadata: {
-    labels?: Record<string, string | null>;
-    annotations?: Record<string, string | null>;
-  };
-}
-
 /** A condition in a strategic merge patch: fields to drop are null. */
 export type ConditionPatch = { type: string } & Record<string, string | number | null>;
 
-/** The body of the pods/status patch: the one ImagesPulled condition. */
-export interface StatusPatch {
-  status: { conditions: [ConditionPatch] };
-}
-
-/** What buildPatches found to write; both null: nothing. */
-export interface PodPatches {
-  /** null when the labels and annotations are already as wanted. */
-  metadata: MetadataPatch | null;
-  /** null when the condition is already as wanted. */
-  status: StatusPatch | null;
+/**
+ * The body of the pods/status patch. `metadata`: owned labels and annotations to set, null to
+ * remove; absent when they are already as wanted. `status`: the one ImagesPulled condition;
+ * absent when it is already as wanted. At least one of the two is present.
+ */
+export interface PodPatch {
+  metadata?: {
+    labels?: Record<string, string | null>;
+    annotations?: Record<string, string | null>;
+  };
+  status?: { conditions: [ConditionPatch] };
 }
 
 /** What was written before, as far as the agent knows: each part may be unknown (null). */
@@ -129,31 +123,34 @@ function sameCondition(a: ConditionBody, b: ConditionBody): boolean {
 }
 
 /**
- * The patches from `prev` (null: nothing known, write everything) to `next`. Keys the agent
- * does not own are never touched: `next` holds only owned keys, and `prev` is filtered.
+ * The patch from `prev` (null: nothing known, write everything) to `next`, or null when there is
+ * nothing to write. Keys the agent does not own are never touched: `next` holds only owned keys,
+ * and `prev` is filtered.
  */
-export function buildPatches(prev: PreviousState | PublishedState | null, next: PublishedState): PodPatches {
+export function buildPatch(
+  prev: PreviousState | PublishedState | null,
+  next: PublishedState,
+): PodPatch | null {
   const labels = mapDiff(pick(prev?.labels, OWNED_LABELS), pick(next.labels, OWNED_LABELS));
   const annotations = mapDiff(
     pick(prev?.annotations, OWNED_ANNOTATIONS),
     pick(next.annotations, OWNED_ANNOTATIONS),
   );
-  let metadata: MetadataPatch | null = null;
+  const patch: PodPatch = {};
   if (labels !== null || annotations !== null) {
-    metadata = { metadata: {} };
-    if (labels !== null) metadata.metadata.labels = labels;
-    if (annotations !== null) metadata.metadata.annotations = annotations;
+    patch.metadata = {
+      ...(labels === null ? {} : { labels }),
+      ...(annotations === null ? {} : { annotations }),
+    };
   }
-
   const before = prev?.condition ?? null;
-  let status: StatusPatch | null = null;
   if (before === null || !sameCondition(before, next.condition)) {
     const c: ConditionPatch = { ...next.condition };
     // A field left out of a strategic merge patch keeps its old value: clear it explicitly.
     if (before?.observedGeneration !== undefined && next.condition.observedGeneration === undefined) {
       c.observedGeneration = null;
     }
-    status = { status: { conditions: [c] } };
+    patch.status = { conditions: [c] };
   }
-  return { metadata, status };
+  return patch.metadata === undefined && patch.status === undefined ? null : patch;
 }

@@ -34,7 +34,7 @@ import {
 import { normalizeImageRef } from '../../common/image-ref.js';
 import type { TrackerSnapshot } from '../tracker/types.js';
 import type { PodWriter } from './kube-writer.js';
-import type { MetadataPatch, StatusPatch } from './patches.js';
+import type { PodPatch } from './patches.js';
 import type { BudgetOptions } from './budget.js';
 import { MAX_RETRY_MS, Publisher, type PullView } from './publisher.js';
 import {
@@ -55,7 +55,7 @@ const BUSYBOX = 'docker.io/library/busybox:1.36';
 const OWNER_ANNOTATION = 'team.example/owner';
 
 type Json = Record<string, unknown>;
-type CallKind = 'metadata' | 'status' | 'event';
+type CallKind = 'status' | 'event';
 
 /** One request the publisher made, answered or not. */
 interface Call {
@@ -169,66 +169,68 @@ class FakeApi implements PodWriter {
     return [...new Set(times)];
   }
 
-  patchMetadata(namespace: string, name: string, patch: MetadataPatch): Promise<V1Pod> {
-    return this.attempt('metadata', `${namespace}/${name}`, patch, (p) => {
+  patchStatus(namespace: string, name: string, patch: PodPatch): Promise<V1Pod> {
+    return this.attempt('status', `${namespace}/${name}`, patch, (p) => {
       const body = patch as unknown as Json;
+      const keys = Object.keys(body);
+      if (keys.length === 0 || keys.some((k) => k !== 'metadata' && k !== 'status')) {
+        this.violations.push(`pods/status patch with other fields: ${JSON.stringify(body)}`);
+      }
+      // Everything is checked before anything is applied: the API server takes all or nothing.
       const meta = body.metadata as Json | undefined;
-      if (Object.keys(body).join() !== 'metadata' || meta === undefined) {
-        this.violations.push(`metadata patch with other fields: ${JSON.stringify(body)}`);
-        throw apiError(422, 'unexpected fields');
-      }
-      for (const k of Object.keys(meta)) {
-        if (k !== 'labels' && k !== 'annotations') this.violations.push(`metadata patch touches ${k}`);
-      }
-      const labels = mergeMap(p.metadata?.labels, meta.labels);
-      const annotations = mergeMap(p.metadata?.annotations, meta.annotations);
-      for (const [k, v] of Object.entries(labels)) {
-        if (!isValidLabelValue(v)) throw apiError(422, `metadata.labels: Invalid value: "${v}" (${k})`);
-      }
-      const size = Object.entries(annotations).reduce((n, [k, v]) => n + Buffer.byteLength(k + v), 0);
-      if (size > MAX_ANNOTATIONS_BYTES) throw apiError(422, 'metadata.annotations: Too long');
-      Object.assign((p.metadata ??= {}), { labels, annotations });
+      const apply: (() => void)[] = [];
+      if (meta !== undefined) apply.push(this.metadataChange(p, meta));
+      if (body.status !== undefined) apply.push(this.conditionChange(p, body.status as Json));
+      for (const f of apply) f();
     });
   }
 
-  patchStatus(namespace: string, name: string, patch: StatusPatch): Promise<V1Pod> {
-    return this.attempt('status', `${namespace}/${name}`, patch, (p) => {
-      const body = patch as unknown as Json;
-      const status = body.status as Json | undefined;
-      const list = status?.conditions;
+  /** Checks the labels and annotations of a patch; returns what applies them. */
+  private metadataChange(p: V1Pod, meta: Json): () => void {
+    for (const k of Object.keys(meta)) {
+      if (k !== 'labels' && k !== 'annotations') this.violations.push(`patch touches metadata.${k}`);
+    }
+    const labels = mergeMap(p.metadata?.labels, meta.labels);
+    const annotations = mergeMap(p.metadata?.annotations, meta.annotations);
+    for (const [k, v] of Object.entries(labels)) {
+      if (!isValidLabelValue(v)) throw apiError(422, `metadata.labels: Invalid value: "${v}" (${k})`);
+    }
+    const size = Object.entries(annotations).reduce((n, [k, v]) => n + Buffer.byteLength(k + v), 0);
+    if (size > MAX_ANNOTATIONS_BYTES) throw apiError(422, 'metadata.annotations: Too long');
+    return () => Object.assign((p.metadata ??= {}), { labels, annotations });
+  }
+
+  /** Checks the conditions of a patch (SMP, merge key `type`); returns what applies them. */
+  private conditionChange(p: V1Pod, status: Json): () => void {
+    const list = status.conditions;
+    if (Object.keys(status).join() !== 'conditions') {
+      this.violations.push(`status patch with other fields: ${JSON.stringify(status)}`);
+    }
+    if (!Array.isArray(list)) throw apiError(422, 'status.conditions: must be a list');
+    const conditions = structuredClone(p.status?.conditions ?? []) as unknown as Json[];
+    for (const pc of list as Json[]) {
+      const type = pc.type;
+      if (typeof type !== 'string' || !QUALIFIED_NAME.test(type)) {
+        throw apiError(422, `status.conditions.type: Invalid value: ${String(type)}`);
+      }
+      const existing = conditions.find((c) => c.type === type);
+      const target: Json = existing ?? { type };
+      for (const [k, v] of Object.entries(pc)) {
+        if (v === null) Reflect.deleteProperty(target, k);
+        else target[k] = v;
+      }
+      if (!['True', 'False', 'Unknown'].includes(String(target.status))) {
+        throw apiError(422, `status.conditions.status: Unsupported value: ${String(target.status)}`);
+      }
       if (
-        Object.keys(body).join() !== 'status' ||
-        status === undefined ||
-        Object.keys(status).join() !== 'conditions'
+        typeof target.lastTransitionTime === 'string' &&
+        Number.isNaN(Date.parse(target.lastTransitionTime))
       ) {
-        this.violations.push(`status patch with other fields: ${JSON.stringify(body)}`);
+        throw apiError(422, 'status.conditions.lastTransitionTime: not a time');
       }
-      if (!Array.isArray(list)) throw apiError(422, 'status.conditions: must be a list');
-      const conditions = (p.status?.conditions ?? []) as unknown as Json[];
-      for (const pc of list as Json[]) {
-        const type = pc.type;
-        if (typeof type !== 'string' || !QUALIFIED_NAME.test(type)) {
-          throw apiError(422, `status.conditions.type: Invalid value: ${String(type)}`);
-        }
-        const existing = conditions.find((c) => c.type === type);
-        const target: Json = existing ?? { type };
-        for (const [k, v] of Object.entries(pc)) {
-          if (v === null) Reflect.deleteProperty(target, k);
-          else target[k] = v;
-        }
-        if (!['True', 'False', 'Unknown'].includes(String(target.status))) {
-          throw apiError(422, `status.conditions.status: Unsupported value: ${String(target.status)}`);
-        }
-        if (
-          typeof target.lastTransitionTime === 'string' &&
-          Number.isNaN(Date.parse(target.lastTransitionTime))
-        ) {
-          throw apiError(422, 'status.conditions.lastTransitionTime: not a time');
-        }
-        if (existing === undefined) conditions.push(target);
-      }
-      setStatus(p, { conditions: conditions as unknown as V1PodCondition[] });
-    });
+      if (existing === undefined) conditions.push(target);
+    }
+    return () => setStatus(p, { conditions: conditions as unknown as V1PodCondition[] });
   }
 
   createEvent(namespace: string, body: CoreV1Event): Promise<void> {
@@ -597,9 +599,9 @@ test('one image: Resolving, Downloading in percent steps, then Pulled, exactly a
   await w.run(19_000, 1000, (t) => {
     w.tracker.set(downloading(NGINX, Math.min(total, (rate * t) / 1000), total, rate));
   });
-  const history = w.api.ok(key, 'metadata').map((c) => {
-    const labels = (c.body as MetadataPatch).metadata.labels ?? {};
-    const annotations = (c.body as MetadataPatch).metadata.annotations ?? {};
+  const history = w.api.ok(key, 'status').map((c) => {
+    const labels = (c.body as PodPatch).metadata?.labels ?? {};
+    const annotations = (c.body as PodPatch).metadata?.annotations ?? {};
     return { labels, annotations, at: c.at };
   });
   for (const h of history) {
@@ -812,8 +814,8 @@ test('an init-container image and a main image: the main one is Queued, then pul
   assert.equal(v.condition.reason, 'Pulled');
   assert.equal(v.condition.message, '2 images pulled: 64.0 MB fetched');
   const percents = w.api
-    .ok(key, 'metadata')
-    .map((c) => (c.body as MetadataPatch).metadata.labels?.[LABEL_PROGRESS])
+    .ok(key, 'status')
+    .map((c) => (c.body as PodPatch).metadata?.labels?.[LABEL_PROGRESS])
     .filter((p): p is string => typeof p === 'string')
     .map(Number);
   assert.deepEqual(
@@ -896,8 +898,7 @@ test('an image already present: Cached and condition True at once, in one write'
   assert.equal(v.annotations[ANNOTATION_PHASE], 'Cached');
   assert.equal(kubectlWaitMet(w.pod(key)), true);
   assert.deepEqual(w.api.writeTimes(key), [T0]);
-  assert.equal(w.api.ok(key, 'metadata').length, 1);
-  assert.equal(w.api.ok(key, 'status').length, 1);
+  assert.equal(w.api.ok(key, 'status').length, 1, 'labels, annotations and condition in one request');
   const events = w.api.events.map((e) => [e.type, e.reason, e.message]);
   assert.deepEqual(events, [
     ['Normal', EVENT_IMAGES_PULLED, 'nginx:1.27 already present on the node (67.0 MB)'],
@@ -972,7 +973,7 @@ test('404 on a write: the pod is forgotten, its image unexpected unless another 
   assert.equal(w.view(b).labels[LABEL_PROGRESS], '50');
 
   // Told 404 for b-0 too (deleted and the API answered so): nginx is no longer expected.
-  w.api.failNext(apiError(404, 'pods "b-0" not found'), 'metadata');
+  w.api.failNext(apiError(404, 'pods "b-0" not found'), 'status');
   w.tracker.set(downloading(NGINX, 45 * MB, 60 * MB, 3 * MB));
   await w.advance(2000);
   assert.equal(w.pub.active(), 0);
@@ -1036,7 +1037,7 @@ test('a write the API rejects (422) is not hammered: tried again after 30 s', as
   const w = world();
   const key = await w.add(waitingPod('web-0', ['nginx:1.27']));
   w.tracker.set(downloading(NGINX, 30 * MB, 60 * MB, 3 * MB));
-  w.api.failNext(apiError(422, 'Pod "web-0" is invalid'), 'metadata');
+  w.api.failNext(apiError(422, 'Pod "web-0" is invalid'), 'status');
   await w.advance(2000);
   const rejectedAt = w.now();
   await w.run(29_000, 1000, () => undefined);
@@ -1066,22 +1067,20 @@ test('a write failing again and again: the wait doubles up to MAX_RETRY_MS; a Re
   const w = world();
   const key = await w.add(waitingPod('web-0', ['nginx:1.27']));
   w.tracker.set(downloading(NGINX, 30 * MB, 60 * MB, 3 * MB));
-  for (let i = 0; i < 7; i++) w.api.failNext(apiError(500, 'etcdserver: request timed out'), 'metadata');
+  for (let i = 0; i < 7; i++) w.api.failNext(apiError(500, 'etcdserver: request timed out'), 'status');
   await w.run(120_000, 250, () => undefined);
-  const tries = w.api.calls
-    .filter((c) => c.pod === key && c.kind === 'metadata' && c.at > T0)
-    .map((c) => c.at);
+  const tries = w.api.calls.filter((c) => c.pod === key && c.kind === 'status' && c.at > T0).map((c) => c.at);
   const gaps = tries.slice(1).map((t, i) => t - (tries[i] ?? t));
   assert.deepEqual(gaps, [1000, 2000, 4000, 8000, 16000, MAX_RETRY_MS, MAX_RETRY_MS]);
   assert.equal(w.view(key).labels[LABEL_PROGRESS], '50', 'then it lands');
 
   // After a success the count starts again; a 429's Retry-After is the server's pacing.
   w.tracker.set(downloading(NGINX, 45 * MB, 60 * MB, 3 * MB));
-  for (let i = 0; i < 3; i++) w.api.failNext(apiError(429, 'slow down', { 'retry-after': '2' }), 'metadata');
+  for (let i = 0; i < 3; i++) w.api.failNext(apiError(429, 'slow down', { 'retry-after': '2' }), 'status');
   const from = w.now();
   await w.run(20_000, 250, () => undefined);
   const later = w.api.calls
-    .filter((c) => c.pod === key && c.kind === 'metadata' && c.at > from)
+    .filter((c) => c.pod === key && c.kind === 'status' && c.at > from)
     .map((c) => c.at);
   assert.deepEqual(
     later.slice(1).map((t, i) => t - (later[i] ?? t)),
@@ -1130,8 +1129,8 @@ test('restart: an earlier run left Downloading 40 %; percent never drops below i
   assert.ok(Number(v.labels[LABEL_PROGRESS]) >= 40, `label ${v.labels[LABEL_PROGRESS]}`);
   assert.ok(Number(v.annotations[ANNOTATION_PROGRESS]) >= 40);
   assert.equal(v.condition?.lastTransitionTime, iso(earlierAt), 'still False: transition time kept');
-  for (const c of w.api.ok(key, 'metadata')) {
-    const p = (c.body as MetadataPatch).metadata.annotations?.[ANNOTATION_PROGRESS];
+  for (const c of w.api.ok(key, 'status')) {
+    const p = (c.body as PodPatch).metadata?.annotations?.[ANNOTATION_PROGRESS];
     if (typeof p === 'string') assert.ok(Number(p) >= 40, `wrote ${p}`);
   }
 
@@ -1279,13 +1278,13 @@ test('an event that fails is retried or dropped, never blocking the pod', async 
 });
 
 test('the final write is made even when the token bucket is empty, once tokens are back', async () => {
-  // 4 tokens, 1 a second: two first writes (2 requests each) empty the bucket.
-  const w = world({ apiQps: 1, apiBurst: 4, minPatchIntervalMs: 0 });
+  // 2 tokens, 1 a second: two first writes (1 request each) empty the bucket.
+  const w = world({ apiQps: 1, apiBurst: 2, minPatchIntervalMs: 0 });
   const a = await w.add(waitingPod('a-0', ['nginx:1.27']));
   const b = await w.add(waitingPod('b-0', ['docker.io/library/redis:7']));
   assert.equal(w.api.writeTimes(a).length, 1);
   assert.equal(w.api.writeTimes(b).length, 1);
-  // a-0's image is in at once: the final write (2 requests) and its event need tokens.
+  // a-0's image is in at once: the final write (1 request) and its event need tokens.
   w.tracker.set(pulled(NGINX, 60 * MB));
   await w.advance(100);
   assert.equal(w.view(a).condition?.status, 'False', 'no token yet');
@@ -1296,13 +1295,14 @@ test('the final write is made even when the token bucket is empty, once tokens a
     if (w.view(a).condition?.status === 'True') landedAt = w.now();
   }
   assert.ok(landedAt > waitedFrom, 'written once tokens came back');
-  assert.ok(landedAt - T0 >= 2000 && landedAt - T0 <= 3000, `landed at +${landedAt - T0} ms`);
+  assert.ok(landedAt - T0 >= 1000 && landedAt - T0 <= 2000, `landed at +${landedAt - T0} ms`);
   assert.equal(w.view(a).labels[LABEL_PROGRESS], '100');
   await w.advance(2000);
   assert.equal(w.api.events.filter((e) => e.reason === EVENT_IMAGES_PULLED).length, 1);
-  // The bucket held: never more than 4 requests in the first second, 1 a second after.
+  // The bucket held: never more than 2 requests in the first second, 1 a second after.
   const requests = w.api.calls.filter((c) => c.ok).map((c) => c.at - T0);
-  assert.ok(requests.filter((t) => t < 1000).length <= 4, JSON.stringify(requests));
+  assert.ok(requests.filter((t) => t < 1000).length <= 2, JSON.stringify(requests));
+  assert.ok(requests.filter((t) => t < 2000).length <= 3, JSON.stringify(requests));
   w.check();
 });
 

@@ -17,7 +17,7 @@ import type { TrackerSnapshot } from '../tracker/types.js';
 import { WriteBudget, type BudgetOptions } from './budget.js';
 import { eventBody, eventTransitions, type EventThresholds } from './events.js';
 import { classify, type PodWriter } from './kube-writer.js';
-import { buildPatches } from './patches.js';
+import { buildPatch } from './patches.js';
 import { asPresent, podImages } from './pod-images.js';
 import { nodeView, type NodeView } from './node-queue.js';
 import { newEntry, type PodEntry } from './pod-entry.js';
@@ -89,7 +89,7 @@ export class Publisher {
   private busy: Promise<void> | null = null;
   private offChange: (() => void) | null = null;
   /** Writes made and failed, by kind: running totals for the metrics (node-agent/metrics.ts). */
-  readonly counts = { metadata: 0, status: 0, events: 0, retries: 0, gone: 0, errors: 0 };
+  readonly counts = { status: 0, events: 0, retries: 0, gone: 0, errors: 0 };
 
   constructor(private readonly o: PublisherOptions) {
     this.budget = new WriteBudget(o.budget);
@@ -277,14 +277,13 @@ export class Publisher {
       previous: prevCondition,
       ...(generation === undefined ? {} : { generation }),
     });
-    const patches = buildPatches(e.prev, state);
-    const cost = (patches.metadata === null ? 0 : 1) + (patches.status === null ? 0 : 1);
-    if (cost === 0) {
+    const patch = buildPatch(e.prev, state);
+    if (patch === null) {
       if (isPresent(progress.phase)) e.done = true;
       return;
     }
     const budgeted = { ...progress, ...(generation === undefined ? {} : { generation }) };
-    const offer = this.budget.offer(e.key, budgeted, now, cost);
+    const offer = this.budget.offer(e.key, budgeted, now);
     if (offer.decision === 'skip') return;
     if (offer.decision === 'later') {
       e.notBefore = offer.at;
@@ -294,14 +293,8 @@ export class Publisher {
     const ns = e.pod.metadata?.namespace ?? 'default';
     const name = e.pod.metadata?.name ?? '';
     try {
-      if (patches.metadata !== null) {
-        await this.o.writer.patchMetadata(ns, name, patches.metadata);
-        this.counts.metadata++;
-      }
-      if (patches.status !== null) {
-        await this.o.writer.patchStatus(ns, name, patches.status);
-        this.counts.status++;
-      }
+      await this.o.writer.patchStatus(ns, name, patch);
+      this.counts.status++;
     } catch (err) {
       this.failed(e, err, now);
       return;

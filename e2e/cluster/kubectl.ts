@@ -1,5 +1,5 @@
-// Runs the machine's real kubectl against a kubeconfig, with a private discovery cache, for the
-// control-plane stand-in's tests (and anyone else's e2e tests).
+// Runs the machine's real kubectl against a kubeconfig, with a private discovery cache per
+// kubeconfig, for the e2e suites and the chart's tests.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';

@@ -1,18 +1,43 @@
-// Fault injection for the control-plane stand-in: makes the server answer chosen requests with
-// an error for a while, as an overloaded or failing API server does (429 with Retry-After from
-// API priority and fairness, a 500 from a broken etcd, a 409 from a conflicting writer, a 503
-// during a restart), so tests can check how clients back off and what they lose.
+// The fault rules of the API proxy (api-proxy.ts): answer chosen requests with an error for a
+// while, as an overloaded or failing API server does (429 with Retry-After from API priority and
+// fairness, a 500 from a broken etcd, a 409 from a conflicting writer, a 503 during a restart),
+// so tests can check how clients back off and what they lose.
 //
-//   cp.faults.set({ match: (r) => r.method === 'PATCH' && r.query.get('fieldManager') === 'pulltrace',
-//                   status: 429, retryAfterSeconds: 1, forMs: 5000 });
-//   ...;  cp.faults.answered();  // the requests the fault answered, with their times
-//   cp.faults.clear();
+//   proxy.faults.set({ match: (r) => r.method === 'PATCH' && r.query.get('fieldManager') === 'pulltrace',
+//                      status: 429, retryAfterSeconds: 1, forMs: 5000 });
+//   ...;  proxy.faults.answered();  // the requests the fault answered, with their times
+//   proxy.faults.clear();
 //
-// A matching request is answered before routing, with the API server's v1 Status body for that
-// code (429 also with a `Retry-After` header), and never reaches the store. One rule at a time;
-// set() replaces the rule in force.
+// A matching request is answered by the proxy with the API server's v1 Status body for that code
+// (429 and 503 also with a `Retry-After` header), and never reaches the API server. One rule at a
+// time; set() replaces the rule in force.
 import type { IncomingHttpHeaders } from 'node:http';
-import { ApiError, STALE_OBJECT } from './api-error.js';
+import type { V1Status } from '@kubernetes/client-node';
+
+const STALE_OBJECT =
+  'the object has been modified; please apply your changes to the latest version and try again';
+
+/** A faulted answer: the HTTP status code and the v1 Status body the API server would send. */
+export interface FaultAnswer {
+  code: number;
+  status: V1Status & { code: number; details?: { retryAfterSeconds?: number } };
+}
+
+function answer(code: number, reason: string, message: string, details: V1Status['details']): FaultAnswer {
+  return {
+    code,
+    status: {
+      kind: 'Status',
+      apiVersion: 'v1',
+      metadata: {},
+      status: 'Failure',
+      message,
+      reason,
+      code,
+      details,
+    },
+  };
+}
 
 /** What a rule sees of a request (the body is not read: a faulted request is not routed). */
 export interface FaultRequest {
@@ -53,7 +78,7 @@ export interface FaultHit {
   status: FaultStatus;
 }
 
-/** The hook, as `cp.faults`. */
+/** The hook, as `proxy.faults`. */
 export interface Faults {
   /** Puts `rule` in force from now (replacing any other), and starts a new answered() list. */
   set(rule: FaultRule): void;
@@ -68,7 +93,7 @@ export interface Faults {
 /** The part the HTTP handler calls on every request. */
 export interface FaultInjector extends Faults {
   /** The error to answer `req` with, or null to serve it. Counts the answer. */
-  check(req: FaultRequest): ApiError | null;
+  check(req: FaultRequest): FaultAnswer | null;
 }
 
 const RESOURCE_PATH =
@@ -87,7 +112,7 @@ export function parseFaultPath(path: string): Pick<FaultRequest, 'resource' | 'n
 }
 
 /** The v1 Status the API server answers with for `status`, about `req`. */
-export function faultError(rule: FaultRule, req: FaultRequest): ApiError {
+export function faultError(rule: FaultRule, req: FaultRequest): FaultAnswer {
   const retry = Math.max(0, Math.round(rule.retryAfterSeconds ?? 1));
   const details = {
     ...(req.name === undefined ? {} : { name: req.name }),
@@ -96,12 +121,12 @@ export function faultError(rule: FaultRule, req: FaultRequest): ApiError {
   const msg = (fallback: string) => rule.message ?? fallback;
   switch (rule.status) {
     case 429:
-      return new ApiError(429, 'TooManyRequests', msg('Too many requests, please try again later.'), {
+      return answer(429, 'TooManyRequests', msg('Too many requests, please try again later.'), {
         ...details,
         retryAfterSeconds: retry,
       });
     case 409:
-      return new ApiError(
+      return answer(
         409,
         'Conflict',
         msg(
@@ -110,22 +135,17 @@ export function faultError(rule: FaultRule, req: FaultRequest): ApiError {
         details,
       );
     case 500:
-      return new ApiError(500, 'InternalError', msg('Internal error occurred: injected fault'), {
+      return answer(500, 'InternalError', msg('Internal error occurred: injected fault'), {
         ...details,
         causes: [{ message: 'injected fault' }],
       });
     case 503:
-      return new ApiError(
-        503,
-        'ServiceUnavailable',
-        msg('the server is currently unable to handle the request'),
-        {
-          ...details,
-          retryAfterSeconds: retry,
-        },
-      );
+      return answer(503, 'ServiceUnavailable', msg('the server is currently unable to handle the request'), {
+        ...details,
+        retryAfterSeconds: retry,
+      });
     case 504:
-      return new ApiError(
+      return answer(
         504,
         'Timeout',
         msg('Timeout: request did not complete within the allotted timeout'),
