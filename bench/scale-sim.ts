@@ -97,7 +97,7 @@ export interface ScaleResult {
   options: ScaleOptions;
   /** Simulated seconds from the first pod's creation to the last final write. */
   seconds: number;
-  /** Seconds from pod creation to image in, per pod. */
+  /** Seconds from pod creation to its final state written (image in and shown), per pod. */
   pullSeconds: Distribution;
   /** Budgeted writes per pod (each one: one pods/status patch). */
   writesPerPod: Distribution;

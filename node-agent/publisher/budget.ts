@@ -9,8 +9,9 @@
 // - at most --max-writes-per-pull writes per pod and pull, one of them kept for the final state;
 //   the percent step widens when a pull has used more of its writes than planned (stalls),
 //   so progress keeps showing until the end;
-// - the final state (every image in, or Failed) is never dropped: it may wait for the interval
-//   or a token, and goes ahead of every non-final write waiting for one.
+// - the final state (every image in, or Failed) is never dropped: it does not wait out the
+//   per-pod interval (`kubectl wait` returns on it), may wait for a token, and goes ahead of
+//   every non-final write waiting for one.
 // Pure apart from its own bookkeeping; time is passed in (milliseconds), never read.
 import { isFinal, type Phase } from '../../common/contract.js';
 
@@ -22,7 +23,7 @@ export interface BudgetOptions {
   apiQps: number;
   /** Size of the node's bucket in tokens (≥ 1; it starts full). */
   apiBurst: number;
-  /** Most writes to one pod for one pull, final write included (≥ 2); a write is 1–2 requests. */
+  /** Most writes to one pod for one pull, final write included (≥ 2); a write is one request (the pods/status patch). */
   maxWritesPerPull: number;
   /** An ETA change smaller than this many seconds is not worth a write (default 10). */
   etaMinChangeSeconds?: number;
@@ -160,7 +161,7 @@ export class WriteBudget {
 
   /**
    * Should `podKey`'s state `desired` be written at `now` (ms)? `cost` is the number of API
-   * requests the write takes (1 or 2: metadata and status patches). On 'write' the tokens are
+   * requests the write takes (the agent's is 1: one pods/status patch). On 'write' the tokens are
    * taken; the caller writes, then calls written().
    */
   offer(podKey: string, desired: BudgetState, now: number, cost = 1): Offer {
