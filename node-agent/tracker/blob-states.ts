@@ -6,8 +6,11 @@ import type { BlobState, PullState } from './state.js';
 
 /**
  * In-flight blobs move on (`seen`: this poll's ingests by blob digest); one that left the list
- * was committed (Info finds it: `fetched`) or not (`lost`). A restarted ingest neither counts
- * twice nor goes back. Throws PT_CONTAINERD_UNAVAILABLE when containerd cannot be reached.
+ * was committed (Info finds it: `fetched`) or not. Not found, it stays in flight (`leaving`) for
+ * one more poll: containerd's metadata store drops the ingest a moment before its transaction
+ * records the blob, so a poll in between finds neither; not found again, it is `lost`. A
+ * restarted ingest neither counts twice nor goes back. Throws PT_CONTAINERD_UNAVAILABLE when
+ * containerd cannot be reached.
  */
 export async function updateBlobs(
   source: ContainerdSource,
@@ -24,12 +27,9 @@ export async function updateBlobs(
   for (const [digest, b] of blobs) {
     if (b.state !== 'fetching' || seen.has(digest)) continue;
     const info = await source.contentInfo(digest);
-    blobs.set(
-      digest,
-      info !== null
-        ? { state: 'fetched', total: info.size }
-        : { state: 'lost', total: b.total, counted: b.counted },
-    );
+    if (info !== null) blobs.set(digest, { state: 'fetched', total: info.size });
+    else if (b.leaving === true) blobs.set(digest, { state: 'lost', total: b.total, counted: b.counted });
+    else blobs.set(digest, { ...b, leaving: true });
   }
 }
 

@@ -42,9 +42,7 @@ export class ImageRecords {
     const waiting = all.some(
       (p) =>
         p.finishedAt === null &&
-        (allBlobsIn(p, blobs) ||
-          p.idleSince !== null ||
-          p.blobs.some((b) => blobs.get(b.digest)?.state === 'lost')),
+        (allBlobsIn(p, blobs) || p.idleSince !== null || p.blobs.some((b) => gone(blobs.get(b.digest)))),
     );
     let images: ImageRecord[];
     if (waiting && now - this.lastFullList >= (eventsLive ? FULL_LIST_EVERY_MS : 0)) {
@@ -64,6 +62,15 @@ export class ImageRecords {
     }
     applyRecords(all, blobs, images, now);
   }
+}
+
+/**
+ * A blob that left the ingests and is not in the content store: being committed, cancelled, or
+ * committed and already collected (discard_unpacked_layers, unpacked before this poll): its
+ * image record may already say the pull is over.
+ */
+function gone(b: BlobState | undefined): boolean {
+  return b?.state === 'lost' || (b?.state === 'fetching' && b.leaving === true);
 }
 
 /** Names pulls after their records; a record made or changed while a pull ran ends it. Pure. */

@@ -15,7 +15,12 @@ import type { RateWindow } from './rate.js';
  *   before a poll saw it); `counted` stays what was seen.
  */
 export type BlobState =
-  | { state: 'fetching'; total: number; counted: number; updatedAt: number | null }
+  /**
+   * `leaving`: not in the last poll's ingests and not in the content store either — being
+   * committed (containerd drops the ingest before its metadata records the blob) or gone; the
+   * next poll decides (fetched or lost). Until then it counts as in flight.
+   */
+  | { state: 'fetching'; total: number; counted: number; updatedAt: number | null; leaving?: true }
   | { state: 'fetched'; total: number }
   | { state: 'lost'; total: number; counted: number };
 
