@@ -52,6 +52,25 @@ function keyOf(image: string): { ref: ImageRef | null; name: string } {
   return { ref, name: ref === null ? image : formatImageRef(ref) };
 }
 
+/** An image whose reference does not parse: Resolving until the kubelet reports it, then Failed. */
+function invalidStatus(name: string, failed: string | null, since: number): ImagePullStatus {
+  return {
+    image: name,
+    phase: failed === null ? 'Resolving' : 'Failed',
+    percent: 0,
+    bytesDone: 0,
+    bytesTotal: 0,
+    bytesCached: 0,
+    layersDone: 0,
+    layersTotal: 0,
+    bytesPerSecond: 0,
+    etaSeconds: null,
+    startedAt: new Date(since).toISOString(),
+    finishedAt: null,
+    error: failed,
+  };
+}
+
 /**
  * The images pods wait for (by normalised name) and the status of each, from the tracker's
  * pulls (shared, read-only here), image records looked up in containerd (Images/List) and the
@@ -59,6 +78,12 @@ function keyOf(image: string): { ref: ImageRef | null; name: string } {
  */
 export class Expectations {
   private readonly expected = new Map<string, Expectation>();
+  /**
+   * Expected images whose reference does not parse (the kubelet refuses them with
+   * InvalidImageName): nothing can pull them, so they wait for that report and then are Failed.
+   * The value is the reported failure, null until then.
+   */
+  private readonly invalid = new Map<string, string | null>();
 
   constructor(
     private readonly pulls: ReadonlyMap<string, PullState>,
@@ -68,7 +93,7 @@ export class Expectations {
 
   /** Names of the images expected. */
   names(): string[] {
-    return [...this.expected.keys()];
+    return [...this.expected.keys(), ...this.invalid.keys()];
   }
 
   /**
@@ -77,7 +102,10 @@ export class Expectations {
    */
   expect(image: string, policy?: string): string {
     const { ref, name } = keyOf(image);
-    if (ref === null) return name;
+    if (ref === null) {
+      if (!this.invalid.has(name)) this.invalid.set(name, null);
+      return name;
+    }
     const e = this.expected.get(name);
     if (e === undefined) {
       this.expected.set(name, {
@@ -98,12 +126,19 @@ export class Expectations {
 
   /** Stops following `image` (no pod waits for it any more). */
   unexpect(image: string): void {
-    this.expected.delete(keyOf(image).name);
+    const { name } = keyOf(image);
+    this.expected.delete(name);
+    this.invalid.delete(name);
   }
 
   /** The kubelet reports the pull of `image` failed (ErrImagePull and its message). */
   fail(image: string, message: string): void {
-    const e = this.expected.get(this.expect(image));
+    const name = this.expect(image);
+    if (this.invalid.has(name)) {
+      this.invalid.set(name, keepEnds(message, MAX_ERROR_LENGTH - 64));
+      return;
+    }
+    const e = this.expected.get(name);
     if (e === undefined) return;
     // The kubelet keeps reporting the old failure while it retries: a pull started since the
     // first report is that retry, so a repeated report does not hide it.
@@ -124,7 +159,10 @@ export class Expectations {
 
   /** See PullTracker.statusOf. */
   statusOf(image: string, since?: number, policy?: string): ImagePullStatus | null {
-    const e = this.expected.get(keyOf(image).name);
+    const { name } = keyOf(image);
+    const invalid = this.invalid.get(name);
+    if (invalid !== undefined) return invalidStatus(name, invalid, since ?? this.now());
+    const e = this.expected.get(name);
     if (e === undefined) return null;
     const from = since ?? e.since;
     const p = this.match(e, from);

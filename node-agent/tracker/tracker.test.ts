@@ -917,6 +917,20 @@ test('a reported failure clears when the pull moves again (containerd resumes th
   like(n.tracker.statusOf(ref(img)), { phase: 'Downloading', error: null });
 });
 
+test('a reference that does not parse (upper case in the path): Resolving until the kubelet says InvalidImageName, then Failed', async () => {
+  const n = new Node();
+  const bad = `${HOST}/Team/Web:1`;
+  assert.equal(n.tracker.expect(bad), bad, 'kept as written');
+  await n.poll();
+  like(n.tracker.statusOf(bad), { phase: 'Resolving', error: null });
+  const message = `InvalidImageName: Failed to apply default image tag "${bad}": couldn't parse image name "${bad}": invalid reference format: repository name must be lowercase`;
+  n.tracker.fail(bad, message);
+  like(n.tracker.statusOf(bad), { phase: 'Failed', etaSeconds: null, bytesPerSecond: 0, percent: 0 });
+  assert.match(n.tracker.statusOf(bad)?.error ?? '', /^InvalidImageName: .*must be lowercase$/);
+  n.tracker.unexpect(bad);
+  assert.equal(n.tracker.statusOf(bad), null, 'forgotten when no pod waits for it');
+});
+
 test('fail() marks an expected image Failed with the message; a present image stays as it is', async () => {
   const n = new Node();
   const old = image('old', [MiB]);
