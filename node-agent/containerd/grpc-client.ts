@@ -325,12 +325,18 @@ export class GrpcContainerdSource implements ContainerdSource {
         else this.opts.onBadEvent?.(d.reason);
       },
     );
+    // A stream ends once for its subscriber: gRPC may emit both 'error' and 'end' for one loss.
+    let ended = false;
+    const end = (err: Error) => {
+      if (closed || ended) return;
+      ended = true;
+      handlers.onError(err);
+    };
     stream.on('error', (err: grpc.ServiceError) => {
-      if (closed && err.code === grpc.status.CANCELLED) return;
-      handlers.onError(wrap(err, 'Events.Subscribe'));
+      end(wrap(err, 'Events.Subscribe'));
     });
     stream.on('end', () => {
-      if (!closed) handlers.onError(new PulltraceError('PT_CONTAINERD_UNAVAILABLE', 'event stream ended'));
+      end(new PulltraceError('PT_CONTAINERD_UNAVAILABLE', 'event stream ended'));
     });
     return {
       close() {

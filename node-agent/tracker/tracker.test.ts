@@ -1091,3 +1091,44 @@ test('containerd unreachable for many polls: said once at warn, with what to che
   assert.equal(n.tracker.lastError, null);
   assert.equal(n.logs.filter((l) => l.msg === 'reading containerd works again').length, 1);
 });
+
+test('an event stream that reports its end twice (gRPC error and end) is resubscribed once; each outage adds no stream', async () => {
+  const fake = new FakeContainerdSource();
+  const openedAt: number[] = [];
+  let live = 0;
+  // containerd's gRPC stream can emit both 'error' and 'end' for one loss: report both.
+  const source = Object.assign(Object.create(fake) as FakeContainerdSource, {
+    subscribe: (h: Parameters<FakeContainerdSource['subscribe']>[0]) => {
+      openedAt.push(Date.now());
+      live++;
+      let open = true;
+      setTimeout(() => {
+        h.onError(new Error('stream error'));
+        h.onError(new Error('stream ended'));
+      }, 20);
+      return {
+        close: () => {
+          if (open) live--;
+          open = false;
+        },
+      };
+    },
+  });
+  const tracker = new PullTracker({ source, pollIntervalMs: 60_000 });
+  tracker.start();
+  try {
+    // Each loss is followed by one new subscription after a back-off (500 ms, then 1 s), never
+    // by two at once: with one per report, the second round would open two at the same time.
+    const deadline = Date.now() + 10_000;
+    while (openedAt.length < 3 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    assert.ok(openedAt.length >= 3, `subscriptions opened: ${openedAt.length}`);
+    const gaps = openedAt.slice(1).map((t, i) => t - (openedAt[i] ?? t));
+    assert.ok(
+      gaps.every((g) => g >= 400),
+      `one at a time, after a back-off: gaps ${gaps.join(', ')} ms`,
+    );
+    assert.ok(live <= 1, `streams left open: ${live}`);
+  } finally {
+    tracker.stop();
+  }
+});

@@ -206,22 +206,38 @@ export class PullTracker {
 
   private subscribe(attempt = 0): void {
     if (!this.running) return;
+    // One resubscription per lost stream, however many times it reports its end: otherwise
+    // each outage would double the streams and their retry loops.
+    const stream = { ended: false };
+    let subscription: EventSubscription | null = null;
     try {
-      this.subscription = this.source.subscribe({
+      subscription = this.source.subscribe({
         onEvent: (e) => {
           this.onEvent(e);
         },
         onError: (err) => {
+          if (stream.ended) return;
+          stream.ended = true;
+          subscription?.close();
           this.log.warn({ err }, 'containerd event stream ended; resubscribing');
-          this.subscription = null;
+          if (this.subscription === subscription) this.subscription = null;
           const delay = backoffMs(attempt, { baseMs: 500, maxMs: 30_000 });
           setTimeout(() => {
             this.subscribe(attempt + 1);
           }, delay).unref();
         },
       });
+      // Ended already while subscribing: closed here, since onError could not yet.
+      if (stream.ended) subscription.close();
+      else this.subscription = subscription;
     } catch (err) {
-      this.log.warn({ err }, 'cannot subscribe to containerd events');
+      this.log.warn({ err }, 'cannot subscribe to containerd events; trying again');
+      setTimeout(
+        () => {
+          this.subscribe(attempt + 1);
+        },
+        backoffMs(attempt, { baseMs: 500, maxMs: 30_000 }),
+      ).unref();
     }
   }
 
