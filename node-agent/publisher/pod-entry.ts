@@ -57,8 +57,16 @@ export function newEntry(key: string, pod: V1Pod, waiting: readonly string[]): P
   // What an earlier run published for a pull in progress: percent never goes back below it.
   const written = Number(e.prev?.annotations[ANNOTATION_PROGRESS]);
   if (Number.isFinite(written) && !finished) e.floor = written;
-  // An earlier run wrote the final state and the kubelet has every image: nothing to do
-  // (following its images again would rewrite it as Cached and repeat the summary event).
-  if (finished && waiting.length === 0) e.done = true;
+  // An earlier run wrote the final state, for this very spec (its observedGeneration is the
+  // pod's generation) or the kubelet has every image: nothing to do. Following its images again
+  // would rewrite it from what this run can see (Pulled for Cached, a new transition time) and
+  // repeat the summary event; a final state stays final. A newer spec is looked at by onPod.
+  const generation = pod.metadata?.generation;
+  const sameSpec = generation !== undefined && e.prev?.condition?.observedGeneration === generation;
+  if (finished && (waiting.length === 0 || sameSpec)) {
+    e.done = true;
+    // The images it is finished for: a later status of the same spec brings no new image.
+    e.images = [...waiting];
+  }
   return e;
 }

@@ -1209,6 +1209,49 @@ test('restart: a running pod whose final state an earlier run wrote gets no writ
   w.check();
 });
 
+test('restart: a final state an earlier run wrote for this generation stays, even while the kubelet does not show the image yet', async () => {
+  const w = world();
+  const earlier = trackedPod({
+    name: 'web-0',
+    containers: [{ name: 'c0', image: 'nginx:1.27' }],
+    // The image is in; the container is still being created (or its status names it otherwise).
+    statuses: [waitingStatus('c0', 'nginx:1.27', 'ContainerCreating')],
+  });
+  earlier.metadata!.generation = 1;
+  leftByEarlierRun(earlier, {
+    labels: { [LABEL_PROGRESS]: '100', [LABEL_ETA]: '0s' },
+    annotations: {
+      [ANNOTATION_PROGRESS]: '100',
+      [ANNOTATION_ETA_SECONDS]: '0',
+      [ANNOTATION_PHASE]: 'Cached',
+      [ANNOTATION_STATUS]: '{}',
+    },
+    condition: {
+      type: CONDITION_IMAGES_PULLED,
+      status: 'True',
+      reason: 'Cached',
+      message: 'nginx:1.27 already present on the node',
+      lastTransitionTime: iso(T0 - 60_000),
+      observedGeneration: 1,
+    },
+  });
+  // This run only has the record, made after the pod was created: it would say Pulled.
+  w.tracker.set(pulled(NGINX, 60 * MB));
+  const key = await w.add(earlier);
+  await w.run(10_000, 1000, () => undefined);
+  assert.deepEqual(w.api.calls, [], 'no write, no event');
+  assert.equal(w.view(key).condition?.reason, 'Cached');
+  assert.equal(w.view(key).condition?.lastTransitionTime, iso(T0 - 60_000));
+  // A new spec (kubectl set image) is followed again.
+  await w.change(key, (p) => {
+    p.metadata!.generation = 2;
+    p.spec!.containers[0]!.image = 'docker.io/library/redis:7';
+  });
+  await w.run(3000, 1000, () => undefined);
+  assert.ok(w.api.ok(key, 'status').length >= 1, 'the new image is written');
+  w.check();
+});
+
 test('kubectl wait keeps working when the pod generation moves on after the final write', async () => {
   const w = world();
   const key = await w.add(waitingPod('web-0', ['nginx:1.27']));
