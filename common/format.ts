@@ -55,14 +55,22 @@ export function alignColumns(rows: string[][]): string {
 }
 
 /**
- * Shortens a long error, keeping its start and its end: Go errors wrap ("a: b: c: not found"),
- * so the cause is at the end.
+ * Shortens a long error to at most `max` characters, keeping its start (a third) and its end:
+ * Go errors wrap ("a: b: c: not found"), so the cause is at the end. The cut falls between
+ * words where one is near (within half of each part), so no host or name is cut in two.
  */
 export function keepEnds(raw: string, max: number): string {
   const text = oneLine(raw);
   if (text.length <= max) return text;
-  const head = Math.floor((max - 3) / 3);
-  return `${text.slice(0, head)} … ${text.slice(text.length - (max - 3 - head))}`;
+  const headMax = Math.floor((max - 3) / 3);
+  const tailMax = max - 3 - headMax;
+  // The head ends before a space; the tail starts after one.
+  const space = text.lastIndexOf(' ', headMax);
+  const head = space >= headMax * 0.5 ? space : headMax;
+  const from = text.length - tailMax;
+  const next = text.indexOf(' ', from);
+  const tail = next !== -1 && next + 1 - from <= tailMax * 0.5 ? next + 1 : from;
+  return `${text.slice(0, head).trimEnd()} … ${text.slice(tail).trimStart()}`;
 }
 
 /** Runs of whitespace and control characters folded into one space: messages are one line. */
