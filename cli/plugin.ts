@@ -6,7 +6,7 @@
 import { ApiException, AppsV1Api, CoreV1Api, KubeConfig, type V1Pod } from '@kubernetes/client-node';
 import { Command, Option } from 'commander';
 import { formatDuration } from '../common/contract.js';
-import { errorMessage } from '../common/errors.js';
+import { PulltraceError, errorMessage } from '../common/errors.js';
 import { parseDuration } from '../common/options.js';
 import type { Run } from '../common/run-main.js';
 import { podView, rolloutState, type PodView } from './pod-view.js';
@@ -30,11 +30,38 @@ interface Global {
   namespace?: string;
 }
 
+/**
+ * The kubeconfig as kubectl would read it (--kubeconfig, else $KUBECONFIG, else ~/.kube/config),
+ * with --context applied. Throws PT_KUBECONFIG naming the file when it cannot be read, names no
+ * such context, or its context has no cluster (client-node would fail later, less clearly).
+ */
 function kubeConfig(g: Global): KubeConfig {
   const kc = new KubeConfig();
-  if (g.kubeconfig !== undefined) kc.loadFromFile(g.kubeconfig);
-  else kc.loadFromDefault();
-  if (g.context !== undefined) kc.setCurrentContext(g.context);
+  const where = g.kubeconfig ?? process.env.KUBECONFIG ?? '~/.kube/config';
+  try {
+    if (g.kubeconfig !== undefined) kc.loadFromFile(g.kubeconfig);
+    else kc.loadFromDefault();
+  } catch (err) {
+    // client-node reads an empty or foreign YAML document by dereferencing what is not there.
+    const why =
+      err instanceof TypeError
+        ? 'not a kubeconfig (empty, or no clusters, users and contexts)'
+        : errorMessage(err);
+    throw new PulltraceError('PT_KUBECONFIG', `${where}: ${why}`);
+  }
+  if (g.context !== undefined) {
+    if (!kc.getContexts().some((c) => c.name === g.context)) {
+      throw new PulltraceError('PT_KUBECONFIG', `${where} has no context "${g.context}"`);
+    }
+    kc.setCurrentContext(g.context);
+  }
+  if (kc.getCurrentCluster() === null) {
+    const ctx = kc.getCurrentContext();
+    throw new PulltraceError(
+      'PT_KUBECONFIG',
+      ctx === '' ? `${where} has no current context` : `${where}: context "${ctx}" names no cluster`,
+    );
+  }
   return kc;
 }
 
@@ -267,8 +294,8 @@ export function program(select: (run: Run) => void): Command {
     });
   cmd
     .command('pods')
-    .description('one table of the pods and their image pulls')
-    .option('-l, --selector <selector>', 'label selector (default: all pods)', '')
+    .description('one table of the pods and their image pulls (exit 0 once shown, as kubectl get)')
+    .addOption(new Option('-l, --selector <selector>', 'label selector').default('', 'all pods'))
     .option('-A, --all-namespaces', 'all namespaces', false)
     .action((o: { selector: string; allNamespaces: boolean }) => {
       select(() => pods(cmd.opts<Global>(), o.selector, o.allNamespaces));

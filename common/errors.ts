@@ -5,6 +5,7 @@ export const ERROR_CODES = {
   // Configuration and start-up.
   PT_CONFIG_INVALID: 'invalid configuration',
   PT_TLS_LOAD: 'cannot load TLS certificate or key',
+  PT_KUBECONFIG: 'cannot use the kubeconfig',
   // Admission.
   PT_ADMISSION_BAD_JSON: 'request body is not valid JSON',
   PT_ADMISSION_BAD_REVIEW: 'request body is not an admission.k8s.io/v1 AdmissionReview',
