@@ -490,6 +490,24 @@ test('imagePullPolicy Never with the image absent: Failed with ErrImageNeverPull
   assert.equal(await record(img.ref), null, 'no pull');
 });
 
+test("an image reference that does not parse (upper case): Failed with the kubelet's InvalidImageName", async (t) => {
+  const bad = `${sandbox.env.PULL_REGISTRY}/E2E/Invalid:v1`;
+  await create('invalid', { containers: [{ name: 'main', image: bad }] });
+  const r = await k.run(
+    ['wait', '-n', ns, `--for=jsonpath=${CONDITION}.reason}=Failed`, 'pod/invalid', '--timeout=30s'],
+    { timeoutMs: 40_000 },
+  );
+  assert.equal(r.code, 0, `${r.stdout}${r.stderr}`);
+  assert.equal(await jsonpath('invalid', `${CONDITION}.status}`), 'False');
+  const message = await jsonpath('invalid', `${CONDITION}.message}`);
+  t.diagnostic(`invalid: condition message ${message}`);
+  assert.match(message, /InvalidImageName/);
+  assert.equal(
+    await jsonpath('invalid', '{.status.containerStatuses[0].state.waiting.reason}'),
+    'InvalidImageName',
+  );
+});
+
 test('kubectl set image on a live pod: the new image is pulled, the status keeps the old one until it is in', async (t) => {
   const old = await push(`${unique('e2e/setimg')}:v1`, [3]);
   await create('setimg', { containers: [{ name: 'main', image: old.ref }] });
