@@ -93,6 +93,11 @@ test('ImagesPulled summary: size, time, mean rate, cached share', () => {
     summaryMessage(podProgress([cached(NGINX, 67 * MB)])),
     'nginx:1.27 already present on the node (67.0 MB)',
   );
+  assert.equal(
+    summaryMessage(podProgress([cached(NGINX, 0)])),
+    'nginx:1.27 already present on the node',
+    'a size nobody knows is left out, not shown as 0 B',
+  );
   const noTimes = podProgress([{ ...pulled(NGINX, 5 * MB), startedAt: null }]);
   assert.equal(summaryMessage(noTimes), 'nginx:1.27 (5.0 MB): 5.0 MB fetched, 0% already present');
   const r = eventTransitions(emptyEventMemory(), podProgress([cached(NGINX, MB)]), OPTS);

@@ -79,8 +79,11 @@ export function summaryMessage(p: PodProgress): string {
   const size = p.bytesTotal + p.bytesCached;
   const n = p.images.length;
   const what = n === 1 && p.images[0] !== undefined ? shortImage(p.images[0].image) : `${n} images`;
-  if (p.bytesTotal === 0)
-    return truncate(`${what} already present on the node (${formatBytes(size)})`, MAX_MESSAGE_LENGTH);
+  if (p.bytesTotal === 0) {
+    // A size of 0 is one nobody knows (no record size, no registry answer): not shown as "0 B".
+    const known = size > 0 ? ` (${formatBytes(size)})` : '';
+    return truncate(`${what} already present on the node${known}`, MAX_MESSAGE_LENGTH);
+  }
   const starts = p.images
     .map((i) => i.startedAt)
     .filter((t): t is string => t !== null)
