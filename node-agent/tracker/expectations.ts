@@ -2,7 +2,7 @@
 // digest (the pod's own, or the one its tag resolves to in the registry), never by repository
 // alone — two tags of one repository are two images. An image whose record is already there
 // is Cached; one with no pull yet is Resolving.
-import { MAX_ERROR_LENGTH, type ImagePullStatus } from '../../common/contract.js';
+import { MAX_ERROR_LENGTH, blankStatus, type ImagePullStatus } from '../../common/contract.js';
 import { keepEnds } from '../../common/format.js';
 import { criImageName, formatImageRef, parseImageRef, type ImageRef } from '../../common/image-ref.js';
 import type { ContainerdSource } from '../containerd/source.js';
@@ -55,18 +55,8 @@ function keyOf(image: string): { ref: ImageRef | null; name: string } {
 /** An image whose reference does not parse: Resolving until the kubelet reports it, then Failed. */
 function invalidStatus(name: string, failed: string | null, since: number): ImagePullStatus {
   return {
-    image: name,
-    phase: failed === null ? 'Resolving' : 'Failed',
-    percent: 0,
-    bytesDone: 0,
-    bytesTotal: 0,
-    bytesCached: 0,
-    layersDone: 0,
-    layersTotal: 0,
-    bytesPerSecond: 0,
-    etaSeconds: null,
+    ...blankStatus(name, failed === null ? 'Resolving' : 'Failed'),
     startedAt: new Date(since).toISOString(),
-    finishedAt: null,
     error: failed,
   };
 }
