@@ -199,12 +199,15 @@ export class Expectations {
    */
   private match(e: Expectation, since: number): PullState | undefined {
     const pulls = [...this.pulls.values()].filter((p) => p.finishedAt === null || p.finishedAt >= since);
-    const byName = pulls.find((p) => p.names.has(e.recordName) || p.names.has(e.name));
-    if (byName !== undefined) return byName;
+    // The digest first: a tag pushed again names the old pull too (its record), and the pull of
+    // what the tag is now is the one the kubelet waits for.
     const d = e.ref.digest ?? this.registry?.digestOf(e.ref, since) ?? null;
-    if (d !== null) return pulls.find((p) => p.key === d || p.manifestDigest === d || p.indexDigest === d);
+    const byDigest =
+      d === null
+        ? undefined
+        : pulls.find((p) => p.key === d || p.manifestDigest === d || p.indexDigest === d);
     // Never by repository alone: without the registry's answer a tag waits for its record.
-    return undefined;
+    return byDigest ?? pulls.find((p) => p.names.has(e.recordName) || p.names.has(e.name));
   }
 
   /** A finished pull that made the image's record: the record, as far as statusOf needs it. */
