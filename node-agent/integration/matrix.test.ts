@@ -6,6 +6,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import type { ImagePullStatus } from '../../common/contract.js';
+import { isCode } from '../../common/errors.js';
 import { containerdMatrix, findContainerd, variantOptions } from '../../e2e/env/containerd.js';
 import { CriPuller } from '../../e2e/env/cri-puller.js';
 import { buildImage, type BuiltImage } from '../../e2e/env/image-builder.js';
@@ -203,7 +204,18 @@ for (const variant of containerdMatrix()) {
           const retry = new CriPuller(env.containerd.address);
           try {
             env.throttle.setRate(8 * MiB);
-            await retry.pullImage(img.ref);
+            // As the kubelet does: try again while the restarted containerd does not answer yet
+            // (its socket accepts before its CRI serves; a loaded machine widens that gap).
+            const deadline = Date.now() + 20_000;
+            for (;;) {
+              const failed = await retry.pullImage(img.ref).then(
+                () => null,
+                (e: unknown) => (e instanceof Error ? e : new Error(String(e))),
+              );
+              if (failed === null) break;
+              if (!isCode(failed, 'PT_CONTAINERD_UNAVAILABLE') || Date.now() > deadline) throw failed;
+              await new Promise((r) => setTimeout(r, 250));
+            }
           } finally {
             retry.close();
           }
