@@ -24,7 +24,7 @@ import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { Agent, createServer as createHttpsServer, request as httpsRequest } from 'node:https';
+import { Agent, createServer as createHttpsServer } from 'node:https';
 import type { Socket } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -54,7 +54,7 @@ import {
   type PodPullStatus,
 } from '../common/contract.js';
 import { apiGet } from './cluster/cluster.js';
-import { readLog } from './cluster/component.js';
+import { httpsPostJson, readLog } from './cluster/component.js';
 import type { FaultHit, FaultRequest } from './cluster/faults.js';
 import { kubectlFor, type Kubectl } from './cluster/kubectl.js';
 import { buildImage } from './env/image-builder.js';
@@ -263,28 +263,9 @@ function adminAgent(): Agent {
 }
 
 /** POSTs `body` to `path` on the API server as admin; resolves with the status and the parsed answer. */
-function post(agent: Agent, path: string, body: unknown): Promise<{ status: number; json: unknown }> {
-  const u = new URL(path, sb.cluster.url);
-  return new Promise((resolve, reject) => {
-    const req = httpsRequest(
-      {
-        host: u.hostname,
-        port: u.port,
-        path: `${u.pathname}${u.search}`,
-        method: 'POST',
-        agent,
-        headers: { 'content-type': 'application/json' },
-      },
-      (res) => {
-        let out = '';
-        res.setEncoding('utf8');
-        res.on('data', (d: string) => (out += d));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, json: JSON.parse(out) as unknown }));
-      },
-    );
-    req.on('error', reject);
-    req.end(JSON.stringify(body));
-  });
+async function post(agent: Agent, path: string, body: unknown): Promise<{ status: number; json: unknown }> {
+  const res = await httpsPostJson(new URL(path, sb.cluster.url).href, agent, body);
+  return { status: res.status, json: JSON.parse(res.body) as unknown };
 }
 
 /** A dry-run pod creation (admission runs, the webhook is called, nothing is stored): its labels. */

@@ -5,7 +5,7 @@
 // setpriv exists, PR_SET_PDEATHSIG so the kernel kills the child even if Node itself is killed.
 import { existsSync, readFileSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
-import { request as httpsRequest } from 'node:https';
+import { request as httpsRequest, type Agent } from 'node:https';
 import { startService, logTail, type Service } from '../env/process.js';
 
 const SETPRIV = '/usr/bin/setpriv';
@@ -162,6 +162,39 @@ export function httpGet(url: string, tls?: ProbeTls): Promise<{ status: number; 
     req.on('timeout', () => req.destroy(new Error(`GET ${url}: no answer in 3 s`)));
     req.on('error', reject);
     req.end();
+  });
+}
+
+/**
+ * POSTs `body` as JSON to an HTTPS `url` through `agent` (its CA and client certificate);
+ * resolves with the status and the answer's text, rejects on a connection error.
+ */
+export function httpsPostJson(
+  url: string,
+  agent: Agent,
+  body: unknown,
+): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const u = new URL(url);
+    const req = httpsRequest(
+      {
+        host: u.hostname,
+        port: u.port,
+        path: `${u.pathname}${u.search}`,
+        method: 'POST',
+        agent,
+        headers: { 'content-type': 'application/json' },
+      },
+      (res) => {
+        let out = '';
+        res.setEncoding('utf8');
+        res.on('data', (d: string) => (out += d));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: out }));
+        res.on('error', reject);
+      },
+    );
+    req.on('error', reject);
+    req.end(JSON.stringify(body));
   });
 }
 

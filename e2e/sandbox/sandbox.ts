@@ -19,7 +19,7 @@ import { execFile } from 'node:child_process';
 import { randomInt } from 'node:crypto';
 import { copyFileSync, mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
-import { Agent, request } from 'node:https';
+import { Agent } from 'node:https';
 import { connect as tlsConnect } from 'node:tls';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -38,6 +38,7 @@ import {
   type NodeBoundToken,
 } from '../cluster/index.js';
 import { SANDBOX_IMAGE } from '../cluster/pause-image.js';
+import { httpsPostJson } from '../cluster/component.js';
 import { startService, waitReady, type Service } from '../env/process.js';
 import { startTestEnv, type TestEnv } from '../env/test-env.js';
 import { startChangeFeed, type ChangeFeed } from './changes.js';
@@ -537,34 +538,14 @@ async function waitWebhookCalled(url: string, tls: { ca: string; cert: string; k
     cert: readFileSync(tls.cert),
     key: readFileSync(tls.key),
   });
-  const body = JSON.stringify({
+  const body = {
     apiVersion: 'v1',
     kind: 'Pod',
     metadata: { name: 'sandbox-probe', namespace: 'default' },
     spec: { containers: [{ name: 'c', image: 'registry.test/probe:1' }] },
-  });
-  const post = () =>
-    new Promise<string>((resolve, reject) => {
-      const u = new URL('/api/v1/namespaces/default/pods?dryRun=All', url);
-      const req = request(
-        {
-          host: u.hostname,
-          port: u.port,
-          path: `${u.pathname}${u.search}`,
-          method: 'POST',
-          agent,
-          headers: { 'content-type': 'application/json' },
-        },
-        (res) => {
-          let out = '';
-          res.setEncoding('utf8');
-          res.on('data', (d: string) => (out += d));
-          res.on('end', () => resolve(out));
-        },
-      );
-      req.on('error', reject);
-      req.end(body);
-    });
+  };
+  const post = async () =>
+    (await httpsPostJson(new URL('/api/v1/namespaces/default/pods?dryRun=All', url).href, agent, body)).body;
   const deadline = Date.now() + 60_000;
   let last: string;
   try {
